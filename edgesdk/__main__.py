@@ -1,0 +1,5 @@
+"""`python -m edgesdk` = the `edgesdk` command."""
+
+from edgesdk.cli import main
+
+main()

@@ -1,0 +1,23 @@
+"""Output helpers: JSON to stdout, everything for humans to a Rich console on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+
+err_console = Console(stderr=True, highlight=False)
+out_console = Console(highlight=False)
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as JSON on stdout (one document)."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def next_step(command: str) -> None:
+    """Print the exact next command to run."""
+    err_console.print(f"[dim]next:[/dim] [bold]{command}[/bold]")

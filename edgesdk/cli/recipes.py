@@ -1,0 +1,56 @@
+"""`edgesdk recipes`: list the shipped recipes; `edgesdk schema`: print the JSON Schema."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from edgesdk.cli._console import out_console, print_json
+from edgesdk.cli._params import JsonOpt, OutOpt
+from edgesdk.recipe import available_recipes, json_schema, load_recipe_file
+
+app = typer.Typer()
+
+
+@app.command("recipes")
+def recipes_cmd(as_json: JsonOpt = False) -> None:
+    """List the recipes found by name (built-in and EDGESDK_RECIPE_DIR)."""
+    rows = []
+    for name, path in available_recipes().items():
+        recipe = load_recipe_file(path)
+        rows.append(
+            {
+                "name": name,
+                "task": recipe.task,
+                "format": recipe.model.format,
+                "decoder": recipe.postprocess.decoder,
+                "input": list(recipe.input.shape),
+                "path": str(path),
+                "description": recipe.description,
+            }
+        )
+    if as_json:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title="recipes", title_justify="left")
+    for col in ("name", "task", "format", "decoder", "input", "description"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(
+            row["name"], row["task"], row["format"], row["decoder"],
+            "x".join(str(v) for v in row["input"]), row["description"],
+        )
+    out_console.print(table)
+
+
+@app.command("schema")
+def schema_cmd(output: OutOpt = None) -> None:
+    """Print (or write with -o) the recipe JSON Schema."""
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")

@@ -1,0 +1,3 @@
+"""ONNX graph I/O, named fixes for TensorRT, lint and inspection."""
+
+__all__: list[str] = []
