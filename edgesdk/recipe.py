@@ -341,7 +341,7 @@ def _format_errors(err: ValidationError, source: str) -> str:
     lines = []
     for item in err.errors():
         loc = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        msg = item["msg"]
+        msg = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; docs/recipe.schema.json lists every key)"
         lines.append(f"{loc}: {msg}")

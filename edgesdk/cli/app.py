@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from edgesdk import __version__
-from edgesdk.cli import recipes
+from edgesdk.cli import export, recipes
 
 app = typer.Typer(
     name="edgesdk",
@@ -39,5 +39,5 @@ def _root(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-for _group in (recipes,):
+for _group in (recipes, export):
     app.add_typer(_group.app)
