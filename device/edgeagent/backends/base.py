@@ -82,7 +82,7 @@ class Backend:
         checked: Dict[str, np.ndarray] = {}
         for name, spec in expected.items():
             array = feed[name]
-            if tuple(array.shape) != tuple(spec.shape):
+            if not _shape_fits(tuple(array.shape), spec.shape):
                 raise BackendError(f"input {name!r}: shape {tuple(array.shape)}, engine expects {spec.shape}")
             if array.dtype != np.dtype(spec.dtype):
                 raise BackendError(f"input {name!r}: dtype {array.dtype}, engine expects {spec.dtype}")
@@ -98,6 +98,11 @@ class Backend:
 
     def _deactivate_impl(self) -> None:
         raise NotImplementedError
+
+
+def _shape_fits(actual: Tuple[int, ...], expected: Tuple[int, ...]) -> bool:
+    """Exact match, where -1 in ``expected`` (a dynamic dimension) accepts any size."""
+    return len(actual) == len(expected) and all(e in (-1, a) for a, e in zip(actual, expected))
 
 
 def spec_by_name(specs: List[TensorSpec], name: str) -> Optional[TensorSpec]:
