@@ -106,7 +106,9 @@ def _synthetic_images(count: int, seed: int = 0) -> list[np.ndarray]:
         base = np.stack([xx / w * 255, yy / h * 255, (xx + yy) / (w + h) * 255], axis=-1)
         for _ in range(8):
             x0, y0 = int(rng.integers(0, w - 64)), int(rng.integers(0, h - 64))
-            base[y0 : y0 + int(rng.integers(16, 160)), x0 : x0 + int(rng.integers(16, 160))] = rng.integers(0, 256, 3)
+            base[y0 : y0 + int(rng.integers(16, 160)), x0 : x0 + int(rng.integers(16, 160))] = rng.integers(
+                0, 256, 3
+            )
         base += rng.normal(0, 8, base.shape)
         images.append(np.clip(base, 0, 255).astype(np.uint8))
     return images
@@ -119,7 +121,6 @@ def parity_feeds(recipe: Recipe, images: Sequence[Path] | None, input_name: str)
         (feeds, description). Feeds are ``{input_name: NCHW float32}`` with the recipe's batch size.
     """
     import cv2
-
     from edgeagent.vision.preprocess import preprocess_batch
 
     count = recipe.export.parity_images
@@ -213,11 +214,14 @@ def export_recipe(
         if not parity.passed:
             raise ParityError(
                 f"{recipe.name}: exported model differs from the original: {parity.summary()}",
-                hint="drop the fix that changed the numbers from the recipe's `fixes`, or raise export.parity_atol",
+                hint="drop the fix that changed the numbers from the recipe's `fixes`, "
+                "or raise export.parity_atol",
             )
     metadata = _provenance(recipe, source, applied)
     fixed = set_metadata(fixed, metadata)
-    result = ExportResult(fixed, source, applied, parity, described, time.perf_counter() - started, None, metadata)
+    result = ExportResult(
+        fixed, source, applied, parity, described, time.perf_counter() - started, None, metadata
+    )
     if output is not None:
         say("write")
         if output.parent and not output.parent.exists():
@@ -230,4 +234,3 @@ def export_recipe(
 def default_output(recipe: Recipe) -> Path:
     """Where ``edgesdk export`` writes when no ``-o`` is given."""
     return Path("out") / f"{recipe.name}.onnx"
-

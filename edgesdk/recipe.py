@@ -219,7 +219,14 @@ class UltraFacePost(_Post):
 
 Postprocess = Annotated[
     Union[
-        YoloV3Post, YoloV5Post, YoloV8Post, YoloXPost, RetinaFacePost, CenterFacePost, YuNetPost, UltraFacePost
+        YoloV3Post,
+        YoloV5Post,
+        YoloV8Post,
+        YoloXPost,
+        RetinaFacePost,
+        CenterFacePost,
+        YuNetPost,
+        UltraFacePost,
     ],
     Field(discriminator="decoder"),
 ]
@@ -276,7 +283,7 @@ FixSpec = Union[str, dict[str, dict[str, Any]]]
 class Recipe(_Strict):
     """One model's recipe. See ``docs/recipes.md`` and ``docs/recipe.schema.json``."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="short name used on the CLI")
     description: str = ""
     task: Literal["detect", "face"] = "detect"
@@ -285,7 +292,7 @@ class Recipe(_Strict):
     preprocess: Preprocess = Preprocess()
     postprocess: Postprocess
     fixes: list[FixSpec] = Field(
-        default_factory=lambda: ["cleanup"], description="graph fixes in order (see `edgesdk fixes`)"
+        default_factory=lambda: list[FixSpec](["cleanup"]), description="graph fixes in order (see `edgesdk fixes`)"
     )
     export: ExportSpec = ExportSpec()
     slim: SlimSpec = SlimSpec()

@@ -5,7 +5,7 @@
 | ``EDGESDK_DEBUG`` | show tracebacks for user errors | off |
 | ``EDGESDK_MODEL_DIR`` | where recipes' relative model paths are resolved | ``./models`` |
 | ``EDGESDK_RECIPE_DIR`` | extra folder searched for recipes by name (before the built-in ones) | unset |
-| ``EDGESDK_TEST_DATA`` | the shared models/data tree used by tests and benchmarks | ``../shared`` from the repo root |
+| ``EDGESDK_TEST_DATA`` | shared models/data tree for tests and benchmarks | ``../shared`` from the repo root |
 | ``EDGESDK_CONFIG`` | the device inventory file | ``~/.config/edgesdk/devices.yaml`` |
 """
 

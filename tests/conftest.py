@@ -23,7 +23,10 @@ def shared_dir() -> Path:
     """The shared test-data root (models/ and data/)."""
     root = _shared()
     if not (root / "models").is_dir() or not (root / "data").is_dir():
-        pytest.skip(f"shared models/data not found at {root}; set EDGESDK_TEST_DATA to the folder holding models/ and data/")
+        pytest.skip(
+            f"shared models/data not found at {root}; "
+            "set EDGESDK_TEST_DATA to the folder holding models/ and data/"
+        )
     return root
 
 

@@ -22,7 +22,7 @@ def command(name: str) -> Callable[[Command], Command]:
 
     def wrap(fn: Command) -> Command:
         if name in _COMMANDS:
-            raise RuntimeError("agent command {!r} registered twice".format(name))
+            raise RuntimeError(f"agent command {name!r} registered twice")
         _COMMANDS[name] = fn
         return fn
 

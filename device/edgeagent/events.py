@@ -82,7 +82,7 @@ def _human(event: Dict[str, Any]) -> str:
     kind = event["event"]
     if kind == "progress":
         total = event.get("total")
-        return "[{}] {}{}".format(event["phase"], event["done"], "/{}".format(total) if total else "")
+        return "[{}] {}{}".format(event["phase"], event["done"], f"/{total}" if total else "")
     if kind == "log":
         return "{}: {}".format(event["level"], event["message"])
     if kind == "error":

@@ -53,7 +53,7 @@ class Manifest:
     def model_entry(self) -> Dict[str, Any]:
         models = self.files("model")
         if len(models) != 1:
-            raise BadInput("manifest in {} has {} model files, expected 1".format(self.root, len(models)))
+            raise BadInput(f"manifest in {self.root} has {len(models)} model files, expected 1")
         return models[0]
 
 
@@ -73,9 +73,9 @@ def load_manifest(bundle_dir: str) -> Manifest:
         with open(path, "rb") as fh:
             data = json.loads(fh.read().decode("utf-8"))
     except FileNotFoundError:
-        raise BadInput("no manifest.json in {}".format(bundle_dir), "deploy the recipe again") from None
+        raise BadInput(f"no manifest.json in {bundle_dir}", "deploy the recipe again") from None
     except (ValueError, UnicodeDecodeError) as err:
-        raise BadInput("{} is not valid JSON: {}".format(path, err), "deploy the recipe again") from err
+        raise BadInput(f"{path} is not valid JSON: {err}", "deploy the recipe again") from err
     if not isinstance(data, dict) or data.get("bundle_format") not in SUPPORTED_FORMATS:
         raise BadInput(
             "{}: bundle_format {!r} is not supported by this agent (supports {})".format(
@@ -86,10 +86,10 @@ def load_manifest(bundle_dir: str) -> Manifest:
     for section, keys in _REQUIRED.items():
         block = data.get(section)
         if not isinstance(block, dict):
-            raise BadInput("{}: missing section {!r}".format(path, section))
+            raise BadInput(f"{path}: missing section {section!r}")
         for key in keys:
             if key not in block:
-                raise BadInput("{}: missing {}.{}".format(path, section, key))
+                raise BadInput(f"{path}: missing {section}.{key}")
     if not isinstance(data.get("files"), list):
-        raise BadInput("{}: missing file list".format(path))
+        raise BadInput(f"{path}: missing file list")
     return Manifest(data, bundle_dir)

@@ -12,11 +12,11 @@ __all__ = ["main"]
 
 def main() -> None:
     """Entry point: run the app; user errors become one line and a non-zero exit."""
+    import click
+
     from edgesdk.cli._console import err_console
     from edgesdk.cli._errors import format_error
     from edgesdk.cli.app import app
-
-    import click
 
     try:
         app(standalone_mode=False)

@@ -10,11 +10,16 @@ import typer
 RecipeArg = Annotated[str, typer.Argument(help="recipe name (see `edgesdk recipes`) or path to a .yaml file")]
 ModelOpt = Annotated[
     Optional[Path],
-    typer.Option("--model", help="use this model file instead of the recipe's (darknet: X.cfg with X.weights beside)"),
+    typer.Option(
+        "--model", help="use this model file instead of the recipe's (darknet: X.cfg with X.weights beside)"
+    ),
 ]
 ModelDirOpt = Annotated[
     Optional[Path],
-    typer.Option("--model-dir", help="folder for the recipe's relative model paths [env EDGESDK_MODEL_DIR; default ./models]"),
+    typer.Option(
+        "--model-dir",
+        help="folder for the recipe's relative model paths [env EDGESDK_MODEL_DIR; default ./models]",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON on stdout")]
 OutOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="where to write the result")]

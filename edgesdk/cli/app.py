@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from edgesdk import __version__
-from edgesdk.cli import export, recipes
+from edgesdk.cli import eval, export, recipes
 
 app = typer.Typer(
     name="edgesdk",
@@ -36,8 +36,10 @@ def _root(
 ) -> None:
     if debug:
         os.environ["EDGESDK_DEBUG"] = "1"
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
-for _group in (recipes, export):
+for _group in (recipes, export, eval):
     app.add_typer(_group.app)

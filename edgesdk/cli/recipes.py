@@ -16,7 +16,7 @@ app = typer.Typer()
 @app.command("recipes")
 def recipes_cmd(as_json: JsonOpt = False) -> None:
     """List the recipes found by name (built-in and EDGESDK_RECIPE_DIR)."""
-    rows = []
+    rows: list[dict[str, str]] = []
     for name, path in available_recipes().items():
         recipe = load_recipe_file(path)
         rows.append(
@@ -25,7 +25,7 @@ def recipes_cmd(as_json: JsonOpt = False) -> None:
                 "task": recipe.task,
                 "format": recipe.model.format,
                 "decoder": recipe.postprocess.decoder,
-                "input": list(recipe.input.shape),
+                "input": "x".join(str(v) for v in recipe.input.shape),
                 "path": str(path),
                 "description": recipe.description,
             }
@@ -40,8 +40,12 @@ def recipes_cmd(as_json: JsonOpt = False) -> None:
         table.add_column(col)
     for row in rows:
         table.add_row(
-            row["name"], row["task"], row["format"], row["decoder"],
-            "x".join(str(v) for v in row["input"]), row["description"],
+            row["name"],
+            row["task"],
+            row["format"],
+            row["decoder"],
+            row["input"],
+            row["description"],
         )
     out_console.print(table)
 

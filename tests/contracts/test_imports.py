@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import edgeagent
+
 import edgesdk
 
 BLOCKED = ["torch", "tensorrt", "pycuda", "matplotlib"]
@@ -34,13 +35,16 @@ for mod in {modules!r}:
         importlib.import_module(mod)
     except Exception as err:
         failed[mod] = repr(err)
-print(json.dumps({{"failed": failed, "loaded": sorted(k for k in sys.modules if sys.modules[k] is not None)}}))
+loaded = sorted(k for k in sys.modules if sys.modules[k] is not None)
+print(json.dumps({{"failed": failed, "loaded": loaded}}))
 """
 
 
 def _probe(modules: list[str]) -> dict:
     code = _PROBE.format(blocked=BLOCKED, modules=modules)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

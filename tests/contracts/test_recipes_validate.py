@@ -15,7 +15,14 @@ RECIPES = sorted((settings.REPO_ROOT / "recipes").glob("*.yaml"))
 def test_recipes_shipped() -> None:
     names = {p.stem for p in RECIPES}
     assert {
-        "yolo-fastest", "yolov5n", "yolox-nano", "retinaface-mnet", "yunet", "ultraface-rfb320", "centerface", "yolov8n",
+        "yolo-fastest",
+        "yolov5n",
+        "yolox-nano",
+        "retinaface-mnet",
+        "yunet",
+        "ultraface-rfb320",
+        "centerface",
+        "yolov8n",
     } <= names
 
 

@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from edgeagent.events import BadInput
 from edgeagent.manifest import load_manifest
 
@@ -30,6 +29,10 @@ def test_future_format(tmp_path: Path) -> None:
 
 
 def test_missing_field(tmp_path: Path) -> None:
-    data = {"bundle_format": 1, "files": [], "recipe": {"name": "x", "input": {}, "preprocess": {}, "build": {}}}
+    data = {
+        "bundle_format": 1,
+        "files": [],
+        "recipe": {"name": "x", "input": {}, "preprocess": {}, "build": {}},
+    }
     with pytest.raises(BadInput, match="recipe.postprocess"):
         load_manifest(_write(tmp_path, data))

@@ -18,7 +18,9 @@ def test_zipapp_runs_info(tmp_path: Path) -> None:
     pyz = tmp_path / "edgeagent.pyz"
     write_agent_zip(pyz)
     # -I: isolated mode, so the installed edgeagent is NOT what runs; the zip's copy is
-    out = subprocess.run([sys.executable, "-I", str(pyz), "info", "--json"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-I", str(pyz), "info", "--json"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     event = json.loads(out.stdout.splitlines()[-1])
     assert event["event"] == "result" and event["command"] == "info"
@@ -29,5 +31,7 @@ def test_zipapp_runs_info(tmp_path: Path) -> None:
 def test_bad_command_exit_code(tmp_path: Path) -> None:
     pyz = tmp_path / "edgeagent.pyz"
     write_agent_zip(pyz)
-    out = subprocess.run([sys.executable, "-I", str(pyz), "frobnicate"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-I", str(pyz), "frobnicate"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 2

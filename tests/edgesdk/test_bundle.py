@@ -6,8 +6,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
-
 from edgeagent.manifest import load_manifest
+
 from edgesdk.bundle import read_bundle, write_bundle
 from edgesdk.errors import ArtifactNotFound
 from edgesdk.recipe import load_recipe
@@ -41,7 +41,10 @@ def test_same_inputs_same_bytes(tmp_path: Path, files: list[tuple[str, Path]]) -
 def test_recipe_change_changes_id(tmp_path: Path, files: list[tuple[str, Path]]) -> None:
     recipe = load_recipe("yolox-nano")
     other = recipe.model_copy(update={"description": "changed"})
-    assert write_bundle(recipe, files, tmp_path / "a").bundle_id != write_bundle(other, files, tmp_path / "b").bundle_id
+    assert (
+        write_bundle(recipe, files, tmp_path / "a").bundle_id
+        != write_bundle(other, files, tmp_path / "b").bundle_id
+    )
 
 
 def test_agent_reads_manifest(tmp_path: Path, files: list[tuple[str, Path]]) -> None:

@@ -47,7 +47,9 @@ def test_export_is_deterministic(models_dir: Path, images: list[Path], tmp_path:
 
 def test_parity_failure_is_reported(models_dir: Path, images: list[Path], tmp_path: Path) -> None:
     recipe = load_recipe("yolox-nano")
-    strict = recipe.model_copy(update={"export": recipe.export.model_copy(update={"parity_atol": 1e-12, "parity_rtol": 0.0})})
+    strict = recipe.model_copy(
+        update={"export": recipe.export.model_copy(update={"parity_atol": 1e-12, "parity_rtol": 0.0})}
+    )
     # folding constants reorders float math slightly; at atol 1e-12 some output must differ
     try:
         result = export_recipe(strict, model_dir=models_dir, parity_images=images, output=tmp_path / "x.onnx")

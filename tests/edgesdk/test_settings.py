@@ -7,7 +7,16 @@ from edgesdk import settings
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("1", True), ("true", True), ("YES", True), ("on", True), ("0", False), ("false", False), ("", False), ("Off", False)],
+    [
+        ("1", True),
+        ("true", True),
+        ("YES", True),
+        ("on", True),
+        ("0", False),
+        ("false", False),
+        ("", False),
+        ("Off", False),
+    ],
 )
 def test_env_flag_values(monkeypatch: pytest.MonkeyPatch, raw: str, expected: bool) -> None:
     monkeypatch.setenv("EDGESDK_X", raw)

@@ -38,7 +38,7 @@ class Backend:
         self._active = False
 
     # -- lifecycle
-    def activate(self) -> "Backend":
+    def activate(self) -> Backend:
         if not self._active:
             self._activate_impl()
             self._active = True
@@ -49,7 +49,7 @@ class Backend:
             self._deactivate_impl()
             self._active = False
 
-    def __enter__(self) -> "Backend":
+    def __enter__(self) -> Backend:
         return self.activate()
 
     def __exit__(self, *exc: Any) -> None:

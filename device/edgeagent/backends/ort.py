@@ -81,7 +81,7 @@ def build_ort(onnx_path: str, options: Dict[str, Any]) -> bytes:
         try:
             ort.InferenceSession(onnx_path, sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types
-            raise BackendError("onnxruntime cannot load {}: {}".format(onnx_path, err)) from err
+            raise BackendError(f"onnxruntime cannot load {onnx_path}: {err}") from err
         with open(out_path, "rb") as fh:
             return fh.read()
     finally:
@@ -94,7 +94,7 @@ class OrtBackend(Backend):
     name = "ort"
 
     def __init__(
-        self, model: "str | bytes", providers: Optional[Sequence[str]] = None, threads: Optional[int] = None
+        self, model: str | bytes, providers: Optional[Sequence[str]] = None, threads: Optional[int] = None
     ) -> None:
         super().__init__()
         self._model = model
@@ -106,11 +106,12 @@ class OrtBackend(Backend):
         ort = _ort()
         try:
             self._session = ort.InferenceSession(
-                self._model, sess_options=_session_options(self._threads),
+                self._model,
+                sess_options=_session_options(self._threads),
                 providers=self._providers or default_providers(),
             )
         except Exception as err:
-            raise BackendError("onnxruntime cannot load the model: {}".format(err)) from err
+            raise BackendError(f"onnxruntime cannot load the model: {err}") from err
         self.inputs = [_spec(arg) for arg in self._session.get_inputs()]
         self.outputs = [_spec(arg) for arg in self._session.get_outputs()]
 

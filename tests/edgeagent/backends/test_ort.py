@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from edgeagent.backends.base import BackendError
 from edgeagent.backends.ort import OrtBackend, build_ort
 

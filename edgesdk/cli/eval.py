@@ -1,0 +1,94 @@
+"""`edgesdk eval RECIPE --data DIR`: COCO mAP of a recipe's model on a YOLO-format labelled folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from edgesdk.cli._console import err_console, out_console, print_json
+from edgesdk.cli._params import JsonOpt, ModelDirOpt, ModelOpt, RecipeArg
+from edgesdk.eval.runner import EvalResult, evaluate
+from edgesdk.recipe import load_recipe
+
+app = typer.Typer()
+
+DataOpt = Annotated[
+    Path,
+    typer.Option(
+        "--data",
+        help="labelled folder: images/(split/)*.jpg + labels/(split/)*.txt, lines 'class cx cy w h' normalised",
+    ),
+]
+LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="evaluate only the first N images")]
+MinSizeOpt = Annotated[
+    float,
+    typer.Option(
+        "--min-size",
+        min=0.0,
+        help="ignore ground-truth boxes with a side below this many pixels (marked iscrowd: not missed, "
+        "detections on them not penalised)",
+    ),
+]
+
+
+@app.command("eval")
+def eval_cmd(
+    recipe: RecipeArg,
+    data: DataOpt,
+    model: ModelOpt = None,
+    model_dir: ModelDirOpt = None,
+    limit: LimitOpt = None,
+    min_size: MinSizeOpt = 0.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the exported model (onnxruntime) over labelled images; print COCO mAP@0.5 and mAP@0.5:0.95.
+
+    Protocol: score >= 0.001, at most 300 detections per image, the recipe's NMS IoU (not the run-time thresholds).
+
+    Face recipes evaluate single-class; with annotations.json beside (WIDER subset) images get their natural aspect.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    spec = load_recipe(recipe)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task(f"eval {spec.name}", total=None)
+        result = evaluate(
+            spec,
+            data,
+            model_dir=model_dir,
+            model=model,
+            limit=limit,
+            min_size=min_size,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    if as_json:
+        print_json(result.to_json())
+        return
+    _render(result)
+
+
+def _render(result: EvalResult) -> None:
+    from rich.table import Table
+
+    protocol = result.protocol
+    caption = (
+        f"pycocotools bbox; score >= {protocol['score_threshold']}, <= {protocol['max_detections']} dets/image, "
+        f"NMS IoU {protocol['iou_threshold']}; {result.num_gt} GT boxes"
+    )
+    table = Table(title="evaluation", title_justify="left", caption=caption, caption_justify="left")
+    for column in ("model", "data", "images", "mAP50", "mAP50-95", "images/s"):
+        table.add_column(column, justify="right" if column not in ("model", "data") else "left")
+    table.add_row(
+        result.model,
+        result.data,
+        str(result.images),
+        f"{100 * result.map50:.1f}",
+        f"{100 * result.map50_95:.1f}",
+        f"{result.images_per_s:.1f}",
+    )
+    out_console.print(table)
+    for note in result.notes:
+        out_console.print(f"note: {note}", soft_wrap=True)
