@@ -21,7 +21,7 @@ import numpy as np
 from edgesdk import __version__
 from edgesdk.errors import ArtifactNotFound, DatasetError, ParityError
 from edgesdk.graph.registry import FixContext
-from edgesdk.recipe import Recipe
+from edgesdk.recipe import Recipe, TorchSource
 
 if TYPE_CHECKING:
     import onnx
@@ -195,7 +195,11 @@ def export_recipe(
 
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
-    source = resolve_model_path(recipe, model_dir=model_dir, model=model)
+    spec = recipe.model
+    if isinstance(spec, TorchSource) and spec.weights is None and model is None:
+        source = Path(spec.factory)  # a factory with no weights file: provenance is the factory name
+    else:
+        source = resolve_model_path(recipe, model_dir=model_dir, model=model)
     say("import")
     original = import_model(recipe, model_dir=model_dir, model=model)
     say("fixes")
