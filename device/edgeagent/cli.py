@@ -36,6 +36,18 @@ def _info(args: argparse.Namespace, out: Emitter) -> None:
     out.result("info", machine_info())
 
 
+@command("build")
+def _build(args: argparse.Namespace, out: Emitter) -> None:
+    from edgeagent.build import agent_home, build, choose_backend
+    from edgeagent.manifest import load_manifest
+
+    manifest = load_manifest(args.bundle)
+    backend = choose_backend(args.backend)
+    out.result(
+        "build", build(manifest, agent_home(args.home), backend=backend, precision=args.precision, out=out)
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgeagent", description="edgesdk device agent")
     parser.add_argument("--version", action="version", version="edgeagent " + __version__)
@@ -43,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.required = True
     info = sub.add_parser("info", help="versions, backends, Jetson facts")
     info.add_argument("--json", action="store_true", help="one JSON event per line")
+    build = sub.add_parser("build", help="build (or reuse) the engine for a deployed bundle")
+    build.add_argument("bundle", help="bundle folder (holds manifest.json)")
+    build.add_argument("--home", help="agent folder (default $EDGEAGENT_HOME or ~/.edgeagent)")
+    build.add_argument("--backend", default="auto", choices=("auto", "trt", "ort"))
+    build.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="override the recipe's")
+    build.add_argument("--json", action="store_true", help="one JSON event per line")
     return parser
 
 
