@@ -34,7 +34,8 @@ class Detections(NamedTuple):
     def empty(num_landmarks: int = 0) -> "Detections":
         """No detections (with a landmark array of K points if ``num_landmarks`` > 0)."""
         lm = np.zeros((0, num_landmarks, 2), np.float32) if num_landmarks else None
-        return Detections(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int64), lm)
+        boxes, scores = np.zeros((0, 4), np.float32), np.zeros((0,), np.float32)
+        return Detections(boxes, scores, np.zeros((0,), np.int64), lm)
 
     def take(self, index: np.ndarray) -> "Detections":
         """Subset by an index or boolean mask."""

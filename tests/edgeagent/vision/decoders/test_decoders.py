@@ -1,0 +1,76 @@
+"""Golden cases for every decoder (data in ../golden/*.json, derived by hand there)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from edgeagent.vision.decoders import DECODERS, decode
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+CASES = sorted(GOLDEN.glob("*.json"))
+
+
+def _index(spec: list[Any]) -> tuple[Any, ...]:
+    out: list[Any] = []
+    for item in spec:
+        if isinstance(item, str):
+            start, _, stop = item.partition(":")
+            out.append(slice(int(start) if start else None, int(stop) if stop else None))
+        else:
+            out.append(item)
+    return tuple(out)
+
+
+def _array(spec: dict[str, Any]) -> np.ndarray:
+    if "values" in spec:
+        return np.asarray(spec["values"], np.float32)
+    arr = np.full(spec["shape"], spec.get("fill", 0.0), np.float32)
+    for index, value in spec.get("set", []):
+        arr[_index(index)] = value
+    return arr
+
+
+def _sorted(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    boxes = boxes.reshape(-1, 4)
+    return np.lexsort((boxes[:, 1], boxes[:, 0], -np.round(scores, 4)))
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_golden(path: Path) -> None:
+    case = json.loads(path.read_text())
+    outputs = {name: _array(spec) for name, spec in case["outputs"].items()}
+    dets = decode(outputs, tuple(case["input_hw"]), case["params"])
+    want = case["expected"]
+    atol = case.get("atol", 1e-4)
+
+    assert dets.boxes.dtype == np.float32 and dets.scores.dtype == np.float32
+    assert dets.class_ids.dtype == np.int64
+    want_boxes = np.asarray(want["boxes"], np.float32).reshape(-1, 4)
+    want_scores = np.asarray(want["scores"], np.float32)
+    assert len(dets) == len(want_scores), f"{len(dets)} detections: {dets}"
+    got_order, want_order = _sorted(dets.boxes, dets.scores), _sorted(want_boxes, want_scores)
+    np.testing.assert_allclose(dets.boxes[got_order], want_boxes[want_order], atol=atol)
+    np.testing.assert_allclose(dets.scores[got_order], want_scores[want_order], atol=atol)
+    np.testing.assert_array_equal(dets.class_ids[got_order], np.asarray(want["class_ids"])[want_order])
+    if want["landmarks"] is None:
+        assert dets.landmarks is None
+    else:
+        assert dets.landmarks is not None and dets.landmarks.dtype == np.float32
+        want_lm = np.asarray(want["landmarks"], np.float32).reshape(-1, 5, 2)
+        assert dets.landmarks.shape == want_lm.shape
+        np.testing.assert_allclose(dets.landmarks[got_order], want_lm[want_order], atol=atol)
+
+
+def test_every_decoder_has_a_hit_and_an_empty_case() -> None:
+    hits: dict[str, int] = {}
+    empties: dict[str, int] = {}
+    for path in CASES:
+        case = json.loads(path.read_text())
+        name = case["params"]["decoder"]
+        bucket = hits if case["expected"]["scores"] else empties
+        bucket[name] = bucket.get(name, 0) + 1
+    assert set(hits) == set(DECODERS) == set(empties)
