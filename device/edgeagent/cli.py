@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
 from edgeagent import __version__
-from edgeagent.events import AgentError, Emitter
+from edgeagent.events import AgentError, BadInput, Emitter
+
+if TYPE_CHECKING:
+    from edgeagent.store import Store
 
 Command = Callable[[argparse.Namespace, Emitter], None]
 _COMMANDS: Dict[str, Command] = {}
@@ -48,6 +51,87 @@ def _build(args: argparse.Namespace, out: Emitter) -> None:
     )
 
 
+def _store(args: argparse.Namespace) -> Store:
+    from edgeagent.build import agent_home
+    from edgeagent.store import Store
+
+    store = Store(agent_home(args.home))
+    store.ensure()
+    return store
+
+
+@command("missing")
+def _missing(args: argparse.Namespace, out: Emitter) -> None:
+    out.result("missing", {"missing": _store(args).missing(args.sha256)})
+
+
+@command("commit")
+def _commit(args: argparse.Namespace, out: Emitter) -> None:
+    store = _store(args)
+    done = []
+    for pair in args.uploads:
+        name, sep, digest = pair.rpartition(":")
+        if not sep:
+            raise BadInput(f"commit takes NAME:SHA256 pairs, got {pair!r}")
+        done.append(store.commit(name, digest))
+    out.result("commit", {"committed": done})
+
+
+@command("install")
+def _install(args: argparse.Namespace, out: Emitter) -> None:
+    out.result("install", {"bundle": _store(args).install_bundle(args.bundle_id, args.bundle_id)})
+
+
+@command("activate")
+def _activate(args: argparse.Namespace, out: Emitter) -> None:
+    out.result("activate", _store(args).activate(args.recipe, args.bundle_id))
+
+
+@command("rollback")
+def _rollback(args: argparse.Namespace, out: Emitter) -> None:
+    from edgeagent.build import build, choose_backend
+    from edgeagent.manifest import load_manifest
+
+    store = _store(args)
+    state = store.deployment(args.recipe)
+    if not state["history"]:
+        raise BadInput(f"{args.recipe} has no earlier deployment on this device to roll back to")
+    previous = state["history"][0]
+    manifest = load_manifest(store.path("bundles", previous))
+    engine = build(manifest, store.home, backend=choose_backend(args.backend), precision=None, out=out)
+    record = store.rollback(args.recipe)
+    out.result("rollback", {"deployment": record, "engine": engine})
+
+
+@command("status")
+def _status(args: argparse.Namespace, out: Emitter) -> None:
+    import os
+
+    from edgeagent.engines import EngineCache
+
+    store = _store(args)
+    names = sorted(n[:-5] for n in os.listdir(store.path("deployments")) if n.endswith(".json"))
+    cache = EngineCache(store.path("engines"))
+    recipes = {}
+    for name in names:
+        active = cache.active(name)
+        recipes[name] = dict(store.deployment(name), engine=active.key if active else None)
+    out.result("status", {"home": store.home, "recipes": recipes})
+
+
+@command("lock")
+def _lock(args: argparse.Namespace, out: Emitter) -> None:
+    store = _store(args)
+    info = store.lock(args.owner, force=args.force)
+    info["cleaned_uploads"] = store.clean_incoming()
+    out.result("lock", info)
+
+
+@command("unlock")
+def _unlock(args: argparse.Namespace, out: Emitter) -> None:
+    out.result("unlock", {"released": _store(args).unlock(args.owner)})
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgeagent", description="edgesdk device agent")
     parser.add_argument("--version", action="version", version="edgeagent " + __version__)
@@ -61,7 +145,31 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--backend", default="auto", choices=("auto", "trt", "ort"))
     build.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="override the recipe's")
     build.add_argument("--json", action="store_true", help="one JSON event per line")
+    _store_parsers(sub)
     return parser
+
+
+def _store_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--home", help="agent folder (default $EDGEAGENT_HOME or ~/.edgeagent)")
+        p.add_argument("--json", action="store_true", help="one JSON event per line")
+        return p
+
+    add("missing", "which files the store lacks").add_argument("sha256", nargs="*")
+    add("commit", "verify uploads and move them into the store").add_argument("uploads", nargs="+")
+    add("install", "create a bundle from stored files").add_argument("bundle_id")
+    activate = add("activate", "make a bundle the recipe's current deployment")
+    activate.add_argument("recipe")
+    activate.add_argument("bundle_id")
+    rollback = add("rollback", "re-activate the previous deployment")
+    rollback.add_argument("recipe")
+    rollback.add_argument("--backend", default="auto", choices=("auto", "trt", "ort"))
+    add("status", "deployments and active engines")
+    lock = add("lock", "take the deploy lock")
+    lock.add_argument("--owner", required=True)
+    lock.add_argument("--force", action="store_true", help="break a lock left by a deploy that died")
+    add("unlock", "release the deploy lock").add_argument("--owner")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
