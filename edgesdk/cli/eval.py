@@ -18,7 +18,8 @@ DataOpt = Annotated[
     Path,
     typer.Option(
         "--data",
-        help="labelled folder: images/(split/)*.jpg + labels/(split/)*.txt, lines 'class cx cy w h' normalised",
+        help="labelled folder: images/(split/)*.jpg + labels/(split/)*.txt, "
+        "lines 'class cx cy w h' normalised",
     ),
 ]
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="evaluate only the first N images")]
@@ -45,15 +46,16 @@ def eval_cmd(
 ) -> None:
     """Run the exported model (onnxruntime) over labelled images; print COCO mAP@0.5 and mAP@0.5:0.95.
 
-    Protocol: score >= 0.001, at most 300 detections per image, the recipe's NMS IoU (not the run-time thresholds).
-
-    Face recipes evaluate single-class; with annotations.json beside (WIDER subset) images get their natural aspect.
+    Protocol: score >= 0.001, at most 300 detections per image, the recipe's NMS IoU
+    (not the run-time thresholds). Face recipes evaluate single-class; with annotations.json
+    beside the images (WIDER subset) they are resized to their natural aspect first.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     spec = load_recipe(recipe)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err_console, transient=True) as bar:
+    # a bar only on a terminal: redirected stderr (CI logs) would get stray blank lines
+    with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
         task = bar.add_task(f"eval {spec.name}", total=None)
         result = evaluate(
             spec,
@@ -75,7 +77,8 @@ def _render(result: EvalResult) -> None:
 
     protocol = result.protocol
     caption = (
-        f"pycocotools bbox; score >= {protocol['score_threshold']}, <= {protocol['max_detections']} dets/image, "
+        f"pycocotools bbox; score >= {protocol['score_threshold']}, "
+        f"<= {protocol['max_detections']} dets/image, "
         f"NMS IoU {protocol['iou_threshold']}; {result.num_gt} GT boxes"
     )
     table = Table(title="evaluation", title_justify="left", caption=caption, caption_justify="left")
@@ -83,7 +86,7 @@ def _render(result: EvalResult) -> None:
         table.add_column(column, justify="right" if column not in ("model", "data") else "left")
     table.add_row(
         result.model,
-        result.data,
+        Path(result.data).name,
         str(result.images),
         f"{100 * result.map50:.1f}",
         f"{100 * result.map50_95:.1f}",
