@@ -45,6 +45,12 @@ def stubs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dest
 
 
+@pytest.fixture(scope="module")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One mypy cache for the module: the 10,000-line stubs are analysed once."""
+    return tmp_path_factory.mktemp("mypy-cache")
+
+
 def _mypy(stubs: Path, cache: Path, *files: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, MYPYPATH=str(stubs))
     return subprocess.run(
@@ -65,16 +71,16 @@ def test_repaired_stubs_parse(stubs: Path) -> None:
         assert stub.read_text(encoding="utf-8").startswith("# mypy: ignore-errors")
 
 
-def test_stubs_are_in_effect(stubs: Path, tmp_path: Path) -> None:
+def test_stubs_are_in_effect(stubs: Path, mypy_cache: Path, tmp_path: Path) -> None:
     probe = tmp_path / "probe.py"
     probe.write_text(PROBE)
-    out = _mypy(stubs, tmp_path / "cache", str(probe))
+    out = _mypy(stubs, mypy_cache, str(probe))
     assert '"IBuilderConfig" has no attribute "max_workspace_size"' in out.stdout, out.stdout + out.stderr
     assert 'expression has type "bool", variable has type "str"' in out.stdout, out.stdout
     assert out.stdout.count("error:") == 2, out.stdout
 
 
-def test_trt_backend_type_checks_against_tensorrt_10_api(stubs: Path, tmp_path: Path) -> None:
+def test_trt_backend_type_checks_against_tensorrt_10_api(stubs: Path, mypy_cache: Path) -> None:
     assert len(TRT_MODULES) >= 4, TRT_MODULES
-    out = _mypy(stubs, tmp_path / "cache", *TRT_MODULES)
+    out = _mypy(stubs, mypy_cache, *TRT_MODULES)
     assert out.returncode == 0, out.stdout + out.stderr
