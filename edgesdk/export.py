@@ -34,6 +34,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 ProgressFn = Callable[[str], None]
 
+GRAPH_SECTIONS = ("model", "input", "fixes")
+"""Recipe sections that determine the exported graph (hashed into its provenance)."""
+
 
 @dataclass
 class ExportResult:
@@ -155,11 +158,15 @@ def _sha256_file(path: Path) -> str:
 
 
 def _provenance(recipe: Recipe, source: Path, fixes: list[str]) -> dict[str, str]:
-    recipe_json = json.dumps(recipe.resolved(), sort_keys=True).encode()
+    # Only the sections that shape the graph: changing run thresholds or the build precision
+    # must not change the model's bytes (the device would be sent the same model again).
+    resolved = recipe.resolved()
+    shaping = {key: resolved[key] for key in GRAPH_SECTIONS}
+    recipe_json = json.dumps(shaping, sort_keys=True).encode()
     return {
         "edgesdk.version": __version__,
         "edgesdk.recipe": recipe.name,
-        "edgesdk.recipe_sha256": hashlib.sha256(recipe_json).hexdigest(),
+        "edgesdk.graph_recipe_sha256": hashlib.sha256(recipe_json).hexdigest(),
         "edgesdk.source_sha256": _sha256_file(source) if source.is_file() else "",
         "edgesdk.fixes": ",".join(fixes),
     }

@@ -357,7 +357,7 @@ def _format_errors(err: ValidationError, source: str) -> str:
     return f"{source}: {first}{more}"
 
 
-def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
+def parse_recipe(data: Any, source: str = "<recipe>", hint: str = "fix the recipe and run again") -> Recipe:
     """Validate already-parsed recipe data.
 
     Raises:
@@ -368,7 +368,7 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
     try:
         return Recipe.model_validate(data)
     except ValidationError as err:
-        raise RecipeError(_format_errors(err, source), hint="fix the recipe and run again") from err
+        raise RecipeError(_format_errors(err, source), hint=hint) from err
 
 
 def load_recipe_file(path: Path) -> Recipe:
@@ -419,6 +419,22 @@ def find_recipe(name_or_path: str) -> Path:
 def load_recipe(name_or_path: str) -> Recipe:
     """Find and load a recipe by name or path."""
     return load_recipe_file(find_recipe(name_or_path))
+
+
+def override(recipe: Recipe, updates: dict[str, Any], source: str = "command line") -> Recipe:
+    """A copy of ``recipe`` with dotted-key ``updates`` (``{"build.precision": "int8"}``), re-validated.
+
+    Raises:
+        RecipeError: the result does not validate (names the key, as for a file).
+    """
+    data = recipe.resolved()
+    for dotted, value in updates.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return parse_recipe(data, f"{recipe.name} ({source})", hint=f"check the value given with {source}")
 
 
 def json_schema() -> dict[str, Any]:

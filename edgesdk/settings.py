@@ -7,6 +7,7 @@
 | ``EDGESDK_RECIPE_DIR`` | extra folder searched for recipes by name (before the built-in ones) | unset |
 | ``EDGESDK_TEST_DATA`` | shared models/data tree for tests and benchmarks | ``../shared`` from the repo root |
 | ``EDGESDK_CONFIG`` | the device inventory file | ``~/.config/edgesdk/devices.yaml`` |
+| ``EDGESDK_WORK_DIR`` | where deploys keep exported models, bundles and the agent zipapp | ``./out`` |
 """
 
 from __future__ import annotations
@@ -91,5 +92,12 @@ def config_file() -> Path:
     base = env_path("XDG_CONFIG_HOME", Path.home() / ".config")
     assert base is not None
     path = env_path("EDGESDK_CONFIG", base / "edgesdk" / "devices.yaml")
+    assert path is not None
+    return path
+
+
+def work_dir() -> Path:
+    """Host working folder for exports, bundles and the agent zipapp (``EDGESDK_WORK_DIR``)."""
+    path = env_path("EDGESDK_WORK_DIR", Path("out"))
     assert path is not None
     return path

@@ -13,7 +13,6 @@ import subprocess
 import sys
 
 import edgeagent
-
 import edgesdk
 
 BLOCKED = ["torch", "tensorrt", "pycuda", "matplotlib"]
@@ -21,7 +20,8 @@ HOST_LAZY = ["onnxruntime", "cv2", "tensorrt", "pycuda", "torch", "paramiko", "m
 
 
 def _modules(package) -> list[str]:
-    return sorted(m.name for m in pkgutil.walk_packages(package.__path__, package.__name__ + "."))
+    names = pkgutil.walk_packages(package.__path__, package.__name__ + ".")
+    return sorted(m.name for m in names if not m.name.endswith("__main__"))  # __main__ runs the CLI
 
 
 _PROBE = """

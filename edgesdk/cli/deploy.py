@@ -1,0 +1,179 @@
+"""`edgesdk deploy` and `edgesdk rollback`: push a recipe to devices, build there, activate."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
+from rich.table import Table
+
+from edgesdk import settings
+from edgesdk.cli._console import err_console, next_step, out_console, print_json
+from edgesdk.cli._params import JsonOpt, ModelDirOpt, ModelOpt, RecipeArg
+from edgesdk.deploy.flow import DeviceReport, deploy, rollback
+from edgesdk.deploy.inventory import Device, devices_in_group, resolve_device
+from edgesdk.export import list_images
+from edgesdk.recipe import load_recipe, override
+
+app = typer.Typer()
+
+DeviceOpt = Annotated[
+    Optional[str],
+    typer.Option("--device", "-d", help="device name (inventory, ~/.ssh/config Host, or `local`)"),
+]
+GroupOpt = Annotated[
+    Optional[str], typer.Option("--group", "-g", help="deploy to every device in this group")
+]
+PrecisionOpt = Annotated[
+    Optional[str],
+    typer.Option("--precision", help="fp32 | fp16 | int8 (default: the recipe's build.precision)"),
+]
+AcceptNewOpt = Annotated[
+    bool, typer.Option("--accept-new", help="record an unknown host key (a changed key is always refused)")
+]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="print the plan; send and change nothing")]
+ImagesOpt = Annotated[
+    Optional[Path], typer.Option("--images", help="real images for the export's parity check")
+]
+
+
+def _devices(device: str | None, group: str | None) -> list[Device]:
+    if device and group:
+        raise typer.BadParameter("give --device or --group, not both")
+    if group:
+        return devices_in_group(group)
+    return [resolve_device(device or "local")]
+
+
+class _Bars:
+    """One transfer bar per device, fed by deploy events from worker threads."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+        self.base: dict[str, int] = {}
+        self.current: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, device: str, kind: str, data: dict[str, Any]) -> None:
+        with self.lock:
+            if kind == "plan":
+                self.tasks[device] = self.progress.add_task(
+                    device, total=max(int(data["bytes"]), 1), step="push"
+                )
+                self.base[device], self.current[device] = 0, 0
+            elif kind == "put" and device in self.tasks:
+                self.base[device] += self.current[device]
+                self.current[device] = 0
+            elif kind == "bytes" and device in self.tasks:
+                self.current[device] = int(data["done"])
+                self.progress.update(self.tasks[device], completed=self.base[device] + self.current[device])
+            elif kind == "step" and device in self.tasks:
+                self.progress.update(self.tasks[device], step=data["what"])
+            elif kind == "progress" and device in self.tasks and data.get("phase"):
+                self.progress.update(
+                    self.tasks[device], step=f"{data['phase']} {data.get('done')}/{data.get('total')}"
+                )
+
+
+def _table(reports: list[DeviceReport]) -> Table:
+    table = Table(title="deploy", title_justify="left")
+    for col in ("device", "ok", "sent", "skipped", "engine", "build", "seconds", "error"):
+        table.add_column(col)
+    for r in reports:
+        build = r.build
+        built = (
+            f"{build.get('backend')} {build.get('precision')}{' (cached)' if build.get('cached') else ''}"
+            if build
+            else ""
+        )
+        table.add_row(
+            r.device,
+            "[green]yes[/green]" if r.ok else "[red]no[/red]",
+            f"{r.files_sent} files, {r.bytes_sent:,} B",
+            str(r.files_skipped),
+            (r.engine or "")[:12],
+            built,
+            f"{r.seconds:.1f}",
+            r.error or "",
+        )
+    return table
+
+
+@app.command("deploy")
+def deploy_cmd(
+    recipe: RecipeArg,
+    device: DeviceOpt = None,
+    group: GroupOpt = None,
+    precision: PrecisionOpt = None,
+    model: ModelOpt = None,
+    model_dir: ModelDirOpt = None,
+    images: ImagesOpt = None,
+    accept_new: AcceptNewOpt = False,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export, bundle and push RECIPE to a device (default `local`), build the engine there, activate it."""
+    spec = load_recipe(recipe)
+    if precision is not None:
+        spec = override(spec, {"build.precision": precision}, "--precision")
+    targets = _devices(device, group)
+    parity = list_images(images) if images else None
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TextColumn("{task.fields[step]}"),
+    )
+    with Progress(*columns, console=err_console, transient=False, disable=as_json) as progress:
+        reports = deploy(
+            spec,
+            targets,
+            settings.work_dir(),
+            model_dir=model_dir,
+            model=model,
+            accept_new=accept_new,
+            dry_run=dry_run,
+            parity_images=parity,
+            on_event=_Bars(progress),
+        )
+    if as_json:
+        print_json([r.to_json() for r in reports] if len(reports) > 1 else reports[0].to_json())
+    else:
+        for r in reports:
+            if r.plan is not None:
+                out_console.print(f"[bold]plan for {r.device}[/bold] (nothing was changed):")
+                for line in r.plan:
+                    out_console.print(f"  {line}", soft_wrap=True)
+        out_console.print(_table(reports))
+        for r in reports:
+            if r.hint and not r.ok:
+                err_console.print(f"[dim]hint ({r.device}):[/dim] {r.hint}")
+        if all(r.ok for r in reports) and not dry_run:
+            next_step(f"edgesdk rollback {spec.name} --device {targets[0].name}   (to go back)")
+    if not all(r.ok for r in reports):
+        raise typer.Exit(1)
+
+
+@app.command("rollback")
+def rollback_cmd(
+    recipe: Annotated[str, typer.Argument(help="recipe name as deployed")],
+    device: DeviceOpt = None,
+    accept_new: AcceptNewOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-activate the previous deployment of RECIPE on a device (and its cached engine)."""
+    target = resolve_device(device or "local")
+    result = rollback(recipe, target, settings.work_dir(), accept_new=accept_new)
+    if as_json:
+        print_json(result)
+        return
+    current = result["deployment"]["current"]
+    err_console.print(
+        f"[green]rolled back[/green] {recipe} on {target.name} to bundle {current[:12]} "
+        f"(engine {result['engine']['engine'][:12]})"
+    )

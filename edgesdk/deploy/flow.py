@@ -1,0 +1,215 @@
+"""``edgesdk deploy``: export → bundle → push → build → activate, for one device or a group.
+
+Devices of a group deploy in parallel (one thread and one connection each); one failing
+device does not stop the others, and every device gets a report.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgesdk.agentpkg import write_agent_zip
+from edgesdk.bundle import Bundle, write_bundle
+from edgesdk.deploy.connect import open_transport
+from edgesdk.deploy.inventory import Device
+from edgesdk.deploy.sync import (
+    AgentPackage,
+    Plan,
+    agent_argv,
+    agent_steps,
+    deploy_owner,
+    execute,
+    gather_state,
+    plan_push,
+    run_agent,
+)
+from edgesdk.errors import EdgeSdkError
+from edgesdk.export import export_recipe
+from edgesdk.recipe import Recipe
+
+log = logging.getLogger(__name__)
+
+DeviceEventFn = Callable[[str, str, dict[str, Any]], None]
+"""``on_event(device_name, kind, data)``: progress from every device (called from worker threads)."""
+
+
+@dataclass
+class DeviceReport:
+    """What happened on one device (``--json`` prints one per device)."""
+
+    device: str
+    ok: bool
+    bytes_sent: int = 0
+    files_sent: int = 0
+    files_skipped: int = 0
+    seconds: float = 0.0
+    engine: str | None = None
+    error: str | None = None
+    hint: str | None = None
+    bundle: str | None = None
+    build: dict[str, Any] = field(default_factory=dict)
+    plan: list[str] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = {
+            "device": self.device,
+            "ok": self.ok,
+            "bytes_sent": self.bytes_sent,
+            "files_sent": self.files_sent,
+            "files_skipped": self.files_skipped,
+            "seconds": round(self.seconds, 3),
+            "engine": self.engine,
+            "error": self.error,
+            "bundle": self.bundle,
+            "backend": self.build.get("backend"),
+            "precision": self.build.get("precision"),
+            "cached": self.build.get("cached"),
+            "build_seconds": self.build.get("seconds"),
+        }
+        if self.plan is not None:
+            data["plan"] = self.plan
+        return data
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Host-side artifacts shared by every device of one deploy."""
+
+    bundle: Bundle
+    agent: AgentPackage
+
+
+def prepare(
+    recipe: Recipe,
+    work_dir: Path,
+    *,
+    model_dir: Path | None = None,
+    model: Path | None = None,
+    parity_images: Sequence[Path] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Prepared:
+    """Export the recipe and write its bundle and the agent zipapp under ``work_dir``."""
+    say = progress or (lambda _m: None)
+    onnx_path = work_dir / recipe.name / "model.onnx"
+    export_recipe(
+        recipe, model_dir=model_dir, model=model, parity_images=parity_images, output=onnx_path, progress=say
+    )
+    say("bundle")
+    bundle = write_bundle(recipe, [("model", onnx_path)], work_dir / recipe.name / "bundle")
+    agent_path = work_dir / "edgeagent.pyz"
+    digest = write_agent_zip(agent_path)
+    return Prepared(bundle, AgentPackage(agent_path, digest))
+
+
+def _digests(bundle: Bundle) -> list[str]:
+    return [entry.sha256 for entry in bundle.files] + [bundle.bundle_id]
+
+
+def plan_device(device: Device, prepared: Prepared, *, accept_new: bool) -> Plan:
+    """Connect read-only, gather facts, and plan (what ``--dry-run`` prints)."""
+    with open_transport(device, accept_new=accept_new) as transport:
+        state = gather_state(transport, device.python, prepared.agent, _digests(prepared.bundle))
+    return plan_push(device.name, prepared.bundle, prepared.agent, state, owner=deploy_owner())
+
+
+def deploy_device(
+    device: Device,
+    prepared: Prepared,
+    *,
+    accept_new: bool = False,
+    dry_run: bool = False,
+    on_event: DeviceEventFn | None = None,
+) -> DeviceReport:
+    """Deploy to one device; never raises for device-side failures (they go in the report)."""
+    started = time.perf_counter()
+    say = on_event or (lambda _d, _k, _x: None)
+    report = DeviceReport(device.name, ok=False, bundle=prepared.bundle.bundle_id)
+    try:
+        with open_transport(device, accept_new=accept_new) as transport:
+            say(device.name, "step", {"what": "connect"})
+            state = gather_state(transport, device.python, prepared.agent, _digests(prepared.bundle))
+            plan = plan_push(device.name, prepared.bundle, prepared.agent, state, owner=deploy_owner())
+            report.files_skipped = plan.files_skipped
+            if dry_run:
+                report.plan = [step.describe() for step in plan.steps]
+                report.ok = True
+                return report
+            say(device.name, "plan", {"bytes": plan.bytes_to_send, "files": plan.files_to_send})
+            done = execute(transport, plan, on_event=lambda kind, data: say(device.name, kind, data))
+            report.bytes_sent, report.files_sent = done.bytes_sent, done.files_sent
+            report.build = done.results.get("build engine", {})
+            report.engine = report.build.get("engine")
+            report.ok = True
+    except EdgeSdkError as err:
+        report.error = " ".join(str(err).split())
+        report.hint = err.hint
+    finally:
+        report.seconds = time.perf_counter() - started
+    return report
+
+
+def deploy(
+    recipe: Recipe,
+    devices: Sequence[Device],
+    work_dir: Path,
+    *,
+    model_dir: Path | None = None,
+    model: Path | None = None,
+    accept_new: bool = False,
+    dry_run: bool = False,
+    parity_images: Sequence[Path] | None = None,
+    on_event: DeviceEventFn | None = None,
+    max_parallel: int = 8,
+) -> list[DeviceReport]:
+    """Export and bundle once, then deploy to every device in parallel.
+
+    Raises:
+        EdgeSdkError: export or bundling failed (before any device is touched).
+    """
+    prepared = prepare(recipe, work_dir, model_dir=model_dir, model=model, parity_images=parity_images)
+    if len(devices) == 1:
+        return [
+            deploy_device(
+                devices[0],
+                prepared,
+                accept_new=accept_new,
+                dry_run=dry_run,
+                on_event=on_event,
+            )
+        ]
+    with ThreadPoolExecutor(max_workers=min(max_parallel, len(devices))) as pool:
+        futures = [
+            pool.submit(
+                deploy_device,
+                device,
+                prepared,
+                accept_new=accept_new,
+                dry_run=dry_run,
+                on_event=on_event,
+            )
+            for device in devices
+        ]
+        return [future.result() for future in futures]
+
+
+def rollback(recipe_name: str, device: Device, work_dir: Path, *, accept_new: bool = False) -> dict[str, Any]:
+    """Re-activate the previous deployment of ``recipe_name`` on ``device`` (and its engine).
+
+    Raises:
+        DeviceError: nothing to roll back to, or the agent failed.
+    """
+    agent_path = work_dir / "edgeagent.pyz"
+    agent = AgentPackage(agent_path, write_agent_zip(agent_path))
+    with open_transport(device, accept_new=accept_new) as transport:
+        state = gather_state(transport, device.python, agent, [])
+        steps = agent_steps(state, agent, uuid.uuid4().hex[:12])
+        if steps:
+            execute(transport, Plan(device.name, steps, 0, 0, 0, "", ""))
+        return run_agent(transport, agent_argv(state, agent, "rollback", recipe_name), "rollback")

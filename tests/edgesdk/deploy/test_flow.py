@@ -1,0 +1,93 @@
+"""Deploy to the built-in `local` device (no SSH): push, build, activate, re-deploy, rollback, faults."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgeagent.store import Store
+from edgesdk.bundle import write_bundle
+from edgesdk.deploy.flow import Prepared, deploy, deploy_device, prepare, rollback
+from edgesdk.deploy.inventory import LOCAL
+from edgesdk.errors import DeviceError
+from edgesdk.recipe import load_recipe, override
+
+
+@pytest.fixture()
+def device_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The local device's $HOME (the agent lives in <home>/.edgeagent)."""
+    home = tmp_path / "device-home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+def _deployment(home: Path, recipe: str) -> dict:
+    return Store(str(home / ".edgeagent")).deployment(recipe)
+
+
+def test_deploy_redeploy_override_rollback(device_home: Path, models_dir: Path, tmp_path: Path) -> None:
+    recipe = load_recipe("yunet")
+    work = tmp_path / "work"
+    [first] = deploy(recipe, [LOCAL], work, model_dir=models_dir)
+    assert first.ok, first.error
+    assert first.files_sent == 3 and first.bytes_sent > 300_000  # agent, model, manifest
+    assert first.engine and first.build["backend"] == "ort" and first.build["cached"] is False
+    assert _deployment(device_home, "yunet")["current"] == first.bundle
+
+    [again] = deploy(recipe, [LOCAL], work, model_dir=models_dir)
+    assert again.ok and again.bytes_sent == 0 and again.files_sent == 0 and again.files_skipped == 2
+    assert again.build["cached"] is True and again.engine == first.engine
+
+    fp32 = override(recipe, {"build.precision": "fp32"})
+    [changed] = deploy(fp32, [LOCAL], work, model_dir=models_dir)
+    assert changed.ok and changed.files_sent == 1  # only the manifest: the model bytes are unchanged
+    assert changed.engine != first.engine
+    assert _deployment(device_home, "yunet") == {"current": changed.bundle, "history": [first.bundle]}
+
+    result = rollback("yunet", LOCAL, work)
+    assert result["deployment"]["current"] == first.bundle
+    assert result["engine"]["engine"] == first.engine and result["engine"]["cached"] is True
+
+
+def test_dry_run_changes_nothing(device_home: Path, models_dir: Path, tmp_path: Path) -> None:
+    [report] = deploy(load_recipe("yunet"), [LOCAL], tmp_path / "w", model_dir=models_dir, dry_run=True)
+    assert report.ok and report.plan
+    assert any(line.startswith("put ") for line in report.plan)
+    assert not (device_home / ".edgeagent").exists()
+
+
+def test_failed_build_keeps_previous_deployment(device_home: Path, models_dir: Path, tmp_path: Path) -> None:
+    recipe = load_recipe("yunet")
+    [good] = deploy(recipe, [LOCAL], tmp_path / "w", model_dir=models_dir)
+    assert good.ok
+    # A bundle whose model ONNX the device cannot load: the build fails, nothing switches.
+    prepared = prepare(recipe, tmp_path / "w", model_dir=models_dir)
+    model = prepared.bundle.path_of(prepared.bundle.files[0].sha256)
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(model.read_bytes()[:5000])
+    bad_bundle = write_bundle(recipe, [("model", broken)], tmp_path / "badbundle")
+    report = deploy_device(LOCAL, Prepared(bad_bundle, prepared.agent))
+    assert not report.ok and "build engine failed" in (report.error or "")
+    assert _deployment(device_home, "yunet")["current"] == good.bundle
+    lock = device_home / ".edgeagent" / "lock"
+    assert not lock.exists(), "the lock must be released after a failure"
+    [after] = deploy(recipe, [LOCAL], tmp_path / "w", model_dir=models_dir)
+    assert after.ok
+
+
+def test_rollback_without_history(device_home: Path, models_dir: Path, tmp_path: Path) -> None:
+    [report] = deploy(load_recipe("yunet"), [LOCAL], tmp_path / "w", model_dir=models_dir)
+    assert report.ok
+    with pytest.raises(DeviceError, match="no earlier deployment"):
+        rollback("yunet", LOCAL, tmp_path / "w")
+
+
+def test_json_report_fields(device_home: Path, models_dir: Path, tmp_path: Path) -> None:
+    [report] = deploy(load_recipe("yunet"), [LOCAL], tmp_path / "w", model_dir=models_dir)
+    data = report.to_json()
+    for key in ("device", "ok", "bytes_sent", "files_sent", "files_skipped", "seconds", "engine", "error"):
+        assert key in data
+    json.dumps(data)
