@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional
 
 from edgeagent.events import BadInput, BuildFailed, Emitter, MissingDependency
 from edgeagent.manifest import Manifest
@@ -52,33 +52,120 @@ def choose_backend(requested: str) -> str:
     return requested
 
 
-def _ort_build(
-    model_path: str, options: Dict[str, Any], manifest: Manifest, out: Emitter
-) -> Tuple[bytes, str, Dict]:
-    from edgeagent.backends.ort import build_ort, ort_version
+class BuildJob:
+    """What one backend will build: the model file, the fingerprint, and how to build it."""
 
+    def __init__(
+        self,
+        model_path: str,
+        fingerprint: Dict[str, Any],
+        run: Callable[[], bytes],
+        suffix: str,
+        effective_precision: str,
+    ) -> None:
+        self.model_path = model_path
+        self.fingerprint = fingerprint
+        self.run = run
+        self.suffix = suffix
+        self.effective_precision = effective_precision
+
+
+def calibration_digest(manifest: Manifest) -> Optional[str]:
+    """sha256 naming the calibration inputs: the host cache if any, else the sorted image digests."""
+    caches = manifest.files("calibration_cache")
+    if caches:
+        return str(caches[0]["sha256"])
+    images = sorted(entry["sha256"] for entry in manifest.files("calibration_image"))
+    if not images:
+        return None
+    return hashlib.sha256("\n".join(images).encode("ascii")).hexdigest()
+
+
+def _ort_job(manifest: Manifest, options: Dict[str, Any], home: str, out: Emitter) -> BuildJob:
+    from edgeagent.backends.ort import build_ort, ort_version
+    from edgeagent.engines import make_fingerprint
+
+    entry = manifest.model_entry()
     requested = options["precision"]
-    if requested != "fp32":
+    effective = "fp32"
+    qdq = manifest.files("qdq_model")
+    if requested == "int8" and qdq:
+        entry, effective = qdq[0], "int8"  # explicit quantization: onnxruntime runs the Q/DQ model in int8
+    elif requested != "fp32":
         out.log(
-            f"onnxruntime on the CPU has no {requested} engine: the model runs in its own precision "
-            "(fp32, or int8 for a Q/DQ model); the result records effective_precision",
+            "onnxruntime on the CPU has no {} engine{}: the model runs in fp32; "
+            "the result records effective_precision".format(
+                requested,
+                " without a Q/DQ model in the bundle (edgesdk calibrate)" if requested == "int8" else "",
+            ),
             level="warning",
         )
-    return build_ort(model_path, options), ".onnx", {"backend_version": ort_version() or "unknown"}
+    path = _verified(manifest, entry)
+    fingerprint = make_fingerprint(
+        model_sha256=entry["sha256"],
+        precision=requested,
+        backend="ort",
+        backend_version=ort_version() or "unknown",
+        calibration_sha256=entry["sha256"] if effective == "int8" else None,
+    )
+    return BuildJob(path, fingerprint, lambda: build_ort(path, options), ".onnx", effective)
 
 
-def _trt_build(
-    model_path: str, options: Dict[str, Any], manifest: Manifest, out: Emitter
-) -> Tuple[bytes, str, Dict]:
+def _trt_job(manifest: Manifest, options: Dict[str, Any], home: str, out: Emitter) -> BuildJob:
     from edgeagent.backends import trt as trt_backend
 
-    engine = trt_backend.build_engine(model_path, options, calibration=None, log=lambda line: out.log(line))
-    return bytes(engine), ".engine", {"backend_version": trt_backend.trt_version()}
+    entry = manifest.model_entry()
+    qdq = manifest.files("qdq_model")
+    explicit = options["precision"] == "int8" and bool(qdq) and not manifest.files("calibration_image")
+    if explicit:
+        entry = qdq[0]  # TensorRT 10 style: int8 from Q/DQ nodes, no calibrator
+    path = _verified(manifest, entry)
+    calib_sha = None if explicit else calibration_digest(manifest)
+    fingerprint = trt_backend.trt_fingerprint(
+        entry["sha256"], options, trt_backend.device_facts(), calibration_sha256=calib_sha
+    )
+
+    def run() -> bytes:
+        calibrator = None
+        if options["precision"] == "int8" and not explicit:
+            calibrator = _calibrator(manifest, home, calib_sha, trt_backend)
+        return trt_backend.build_engine(path, options, calibration=calibrator, log=lambda line: out.log(line))
+
+    return BuildJob(path, fingerprint, run, ".engine", options["precision"])
 
 
-_BUILDERS: Dict[str, Callable[[str, Dict[str, Any], Manifest, Emitter], Tuple[bytes, str, Dict]]] = {
-    "ort": _ort_build,
-    "trt": _trt_build,
+def _calibrator(manifest: Manifest, home: str, calib_sha: Optional[str], trt_backend: Any) -> Any:
+    images = [manifest.file_path(entry) for entry in manifest.files("calibration_image")]
+    caches = manifest.files("calibration_cache")
+    if not images and not caches:
+        raise BadInput(
+            "int8 needs calibration data and the bundle has none",
+            "run `edgesdk calibrate` and deploy again, or deploy with --precision fp16",
+        )
+    shape = manifest.input_shape
+    cache_dir = os.path.join(home, "calibration")
+    if not os.path.isdir(cache_dir):
+        os.makedirs(cache_dir)
+    cache_path = os.path.join(cache_dir, "{}-{}.cache".format(manifest.name, (calib_sha or "none")[:16]))
+    batches = trt_backend.CalibrationBatches(images, manifest.preprocess, shape) if images else []
+    host_cache = manifest.file_path(caches[0]) if caches else None
+    return trt_backend.make_entropy_calibrator(
+        batches, cache_path, batch_size=shape[0], input_shape=shape, host_cache=host_cache
+    )
+
+
+def _verified(manifest: Manifest, entry: Dict[str, Any]) -> str:
+    path = manifest.file_path(entry)
+    if not os.path.isfile(path) or sha256_file(path) != entry["sha256"]:
+        raise BadInput(
+            "{} file {} is missing or corrupt".format(entry.get("role"), path), "deploy the recipe again"
+        )
+    return path
+
+
+_JOBS: Dict[str, Callable[[Manifest, Dict[str, Any], str, Emitter], BuildJob]] = {
+    "ort": _ort_job,
+    "trt": _trt_job,
 }
 
 
@@ -90,7 +177,7 @@ def build(
     Returns:
         The ``result`` data: engine key and path, backend, precision, cached flag, seconds.
     """
-    from edgeagent.engines import EngineCache, EngineCacheError, fingerprint_key, make_fingerprint
+    from edgeagent.engines import EngineCache, EngineCacheError, fingerprint_key
 
     options = manifest.build
     if precision is not None:
@@ -99,65 +186,35 @@ def build(
         raise BadInput(
             "precision must be one of {}, got {!r}".format(", ".join(PRECISIONS), options.get("precision"))
         )
-    entry = manifest.model_entry()
-    model_path = manifest.file_path(entry)
-    if not os.path.isfile(model_path) or sha256_file(model_path) != entry["sha256"]:
-        raise BadInput(f"model file {model_path} is missing or corrupt", "deploy the recipe again")
-    name = backend
     started = time.monotonic()
-    version = _backend_version(name)
-    fingerprint = make_fingerprint(
-        model_sha256=entry["sha256"],
-        precision=options["precision"],
-        backend=name,
-        backend_version=version,
-        calibration_sha256=None,
-        dla_core=options.get("dla_core"),
-        workspace_mb=options.get("workspace_mb"),
-    )
-    key = fingerprint_key(fingerprint)
+    job = _JOBS[backend](manifest, options, home, out)
+    key = fingerprint_key(job.fingerprint)
     cache = EngineCache(os.path.join(home, "engines"))
-    path = cache.lookup(fingerprint)
+    path = cache.lookup(job.fingerprint)
     cached = path is not None
     if path is None:
         out.progress("build", 0, 1, force=True)
         try:
-            data, suffix, _extra = _BUILDERS[name](model_path, options, manifest, out)
+            data = job.run()
         except (BadInput, MissingDependency):
             raise
         except Exception as err:  # backend errors carry the lines that matter
-            raise BuildFailed(f"{name} engine build failed for {manifest.name}: {err}") from err
-        seconds = time.monotonic() - started
+            raise BuildFailed(f"{backend} engine build failed for {manifest.name}: {err}") from err
+        provenance = {"recipe": manifest.name, "build_seconds": round(time.monotonic() - started, 3)}
         try:
-            path = cache.store(
-                fingerprint,
-                data,
-                {"recipe": manifest.name, "build_seconds": round(seconds, 3)},
-                suffix=suffix,
-            )
+            path = cache.store(job.fingerprint, data, provenance, suffix=job.suffix)
         except (EngineCacheError, OSError) as err:
             raise BuildFailed(f"cannot store the engine under {home}: {err}") from err
         out.progress("build", 1, 1, force=True)
     cache.activate(manifest.name, key)
-    effective = options["precision"] if name == "trt" else "fp32"
     return {
         "recipe": manifest.name,
-        "backend": name,
-        "backend_version": version,
+        "backend": backend,
+        "backend_version": job.fingerprint["backend_version"],
         "precision": options["precision"],
-        "effective_precision": effective,
+        "effective_precision": job.effective_precision,
         "engine": key,
         "engine_path": str(path),
         "cached": cached,
         "seconds": round(time.monotonic() - started, 3),
     }
-
-
-def _backend_version(name: str) -> str:
-    if name == "ort":
-        from edgeagent.backends.ort import ort_version
-
-        return ort_version() or "unknown"
-    from edgeagent.backends import trt as trt_backend
-
-    return str(trt_backend.trt_version())

@@ -99,3 +99,58 @@ def test_no_such_backend(agent: Path, tmp_path: Path, models_dir: Path) -> None:
     code, events = _run(agent, "build", str(bundle.root), "--home", str(tmp_path / "h"), "--backend", "trt")
     assert code == 3
     assert "not available" in next(e for e in events if e["event"] == "error")["message"]
+
+
+def test_int8_on_ort_uses_the_qdq_model(agent: Path, models_dir: Path, tmp_path: Path) -> None:
+    recipe = parse_recipe({**RECIPE, "build": {"precision": "int8"}})
+    fp32 = models_dir / RECIPE["model"]["path"]
+    qdq = models_dir / "yunet_n" / "yunet_n_640_640.onnx"  # any other valid model stands in for the Q/DQ file
+    bundle = write_bundle(recipe, [("model", fp32), ("qdq_model", qdq)], tmp_path / "b")
+    code, events = _run(agent, "build", str(bundle.root), "--home", str(tmp_path / "h"))
+    data = _result(events)
+    assert code == 0 and data["effective_precision"] == "int8"
+    assert not any(e["event"] == "log" and e["level"] == "warning" for e in events)
+    # without a Q/DQ model, int8 on onnxruntime says it runs fp32
+    plain = write_bundle(recipe, [("model", fp32)], tmp_path / "p")
+    code, events = _run(agent, "build", str(plain.root), "--home", str(tmp_path / "h"))
+    assert code == 0 and _result(events)["effective_precision"] == "fp32"
+    warning = next(e for e in events if e["event"] == "log" and e["level"] == "warning")
+    assert "edgesdk calibrate" in warning["message"]
+
+
+def test_calibration_digest(models_dir: Path, tmp_path: Path) -> None:
+    from edgeagent.build import calibration_digest
+    from edgeagent.manifest import load_manifest
+
+    recipe = parse_recipe(RECIPE)
+    model = models_dir / RECIPE["model"]["path"]
+    a, b = tmp_path / "a.jpg", tmp_path / "b.jpg"
+    a.write_bytes(b"a")
+    b.write_bytes(b"b")
+    none = load_manifest(str(write_bundle(recipe, [("model", model)], tmp_path / "n").root))
+    assert calibration_digest(none) is None
+    ab = load_manifest(
+        str(
+            write_bundle(
+                recipe,
+                [("model", model), ("calibration_image", a), ("calibration_image", b)],
+                tmp_path / "ab",
+            ).root
+        )
+    )
+    ba = load_manifest(
+        str(
+            write_bundle(
+                recipe,
+                [("model", model), ("calibration_image", b), ("calibration_image", a)],
+                tmp_path / "ba",
+            ).root
+        )
+    )
+    assert calibration_digest(ab) == calibration_digest(ba) is not None
+    cache = tmp_path / "c.cache"
+    cache.write_bytes(b"TRT-8502-EntropyCalibration2\n")
+    withcache = load_manifest(
+        str(write_bundle(recipe, [("model", model), ("calibration_cache", cache)], tmp_path / "c").root)
+    )
+    assert calibration_digest(withcache) == withcache.files("calibration_cache")[0]["sha256"]
