@@ -62,7 +62,8 @@ def _store(args: argparse.Namespace) -> Store:
 
 @command("missing")
 def _missing(args: argparse.Namespace, out: Emitter) -> None:
-    out.result("missing", {"missing": _store(args).missing(args.sha256)})
+    store = _store(args)
+    out.result("missing", {"missing": store.missing(args.sha256), "lock": store.lock_owner()})
 
 
 @command("commit")
@@ -122,7 +123,7 @@ def _status(args: argparse.Namespace, out: Emitter) -> None:
 @command("lock")
 def _lock(args: argparse.Namespace, out: Emitter) -> None:
     store = _store(args)
-    info = store.lock(args.owner, force=args.force)
+    info = store.lock(args.owner, force=args.force or args.owner_of_stale == store.lock_owner())
     info["cleaned_uploads"] = store.clean_incoming()
     out.result("lock", info)
 
@@ -169,6 +170,9 @@ def _store_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     lock = add("lock", "take the deploy lock")
     lock.add_argument("--owner", required=True)
     lock.add_argument("--force", action="store_true", help="break a lock left by a deploy that died")
+    lock.add_argument(
+        "--break-stale", dest="owner_of_stale", help="break the lock if this owner (known dead) holds it"
+    )
     add("unlock", "release the deploy lock").add_argument("--owner")
 
 

@@ -237,6 +237,12 @@ class Store:
         except (OSError, ValueError):
             return {}
 
+    def lock_owner(self) -> Optional[str]:
+        """Who holds the deploy lock, or None when it is free."""
+        if not os.path.isdir(self.path("lock")):
+            return None
+        return str(self._lock_info().get("owner", "unknown"))
+
     def unlock(self, owner: Optional[str] = None) -> bool:
         """Release the lock (only our own when ``owner`` is given); True if released."""
         folder = self.path("lock")

@@ -24,9 +24,10 @@ from edgesdk.deploy.sync import (
     Plan,
     agent_argv,
     agent_steps,
-    deploy_owner,
     execute,
     gather_state,
+    new_owner,
+    owner_done,
     plan_push,
     run_agent,
 )
@@ -112,13 +113,6 @@ def _digests(bundle: Bundle) -> list[str]:
     return [entry.sha256 for entry in bundle.files] + [bundle.bundle_id]
 
 
-def plan_device(device: Device, prepared: Prepared, *, accept_new: bool) -> Plan:
-    """Connect read-only, gather facts, and plan (what ``--dry-run`` prints)."""
-    with open_transport(device, accept_new=accept_new) as transport:
-        state = gather_state(transport, device.python, prepared.agent, _digests(prepared.bundle))
-    return plan_push(device.name, prepared.bundle, prepared.agent, state, owner=deploy_owner())
-
-
 def deploy_device(
     device: Device,
     prepared: Prepared,
@@ -131,11 +125,12 @@ def deploy_device(
     started = time.perf_counter()
     say = on_event or (lambda _d, _k, _x: None)
     report = DeviceReport(device.name, ok=False, bundle=prepared.bundle.bundle_id)
+    owner = new_owner()
     try:
         with open_transport(device, accept_new=accept_new) as transport:
             say(device.name, "step", {"what": "connect"})
             state = gather_state(transport, device.python, prepared.agent, _digests(prepared.bundle))
-            plan = plan_push(device.name, prepared.bundle, prepared.agent, state, owner=deploy_owner())
+            plan = plan_push(device.name, prepared.bundle, prepared.agent, state, owner=owner)
             report.files_skipped = plan.files_skipped
             if dry_run:
                 report.plan = [step.describe() for step in plan.steps]
@@ -151,6 +146,7 @@ def deploy_device(
         report.error = " ".join(str(err).split())
         report.hint = err.hint
     finally:
+        owner_done(owner)
         report.seconds = time.perf_counter() - started
     return report
 

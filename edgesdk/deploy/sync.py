@@ -82,12 +82,14 @@ class DeviceState:
         python: the interpreter that runs the agent there.
         agent_present: the device already has this exact agent zipapp.
         missing: digests the device's store lacks; None when unknown (assume all).
+        stale_lock: owner of a deploy lock left by a deploy from this host that died.
     """
 
     home: str
     python: str
     agent_present: bool
     missing: frozenset[str] | None
+    stale_lock: str | None = None
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,8 @@ def plan_push(
     steps: list[Step] = agent_steps(state, agent, token)
     sent = sum(step.size for step in steps if isinstance(step, Put))
     files = sum(1 for step in steps if isinstance(step, Put))
-    steps.append(Run(agent_argv(state, agent, "lock", "--owner", owner), "lock", agent=True))
+    lock = ["lock", "--owner", owner] + (["--break-stale", state.stale_lock] if state.stale_lock else [])
+    steps.append(Run(agent_argv(state, agent, *lock), "lock", agent=True))
     manifest_sha = bundle.bundle_id
     uploads: list[tuple[str, Path, int, str]] = [
         (entry.sha256, bundle.path_of(entry.sha256), entry.size, entry.role) for entry in bundle.files
@@ -205,9 +208,41 @@ def plan_push(
     )
 
 
-def deploy_owner() -> str:
-    """Who holds the device lock: ``<host>:<pid>`` of this process."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+_RUNNING: set[str] = set()  # lock owners of deploys running in this process
+
+
+def new_owner() -> str:
+    """A lock owner for one deploy: ``<host>:<pid>:<token>``; forget it with :func:`owner_done`."""
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    _RUNNING.add(owner)
+    return owner
+
+
+def owner_done(owner: str) -> None:
+    _RUNNING.discard(owner)
+
+
+def lock_is_stale(owner: str | None) -> bool:
+    """Whether a lock owner is a deploy from THIS host that is certainly not running any more.
+
+    Locks of other hosts are never judged here (the device breaks them after 30 minutes).
+    """
+    if not owner:
+        return False
+    host, _, rest = owner.partition(":")
+    pid_text, _, _token = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return owner not in _RUNNING
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 EventFn = Callable[[str, dict[str, Any]], None]
@@ -322,4 +357,6 @@ def gather_state(
             transport, [python, agent_path, "missing", *wanted, "--home", home, "--json"], "store query"
         )
         missing = frozenset(data["missing"])
+        stale = data.get("lock") if lock_is_stale(data.get("lock")) else None
+        return DeviceState(home, python, present, missing, stale)
     return DeviceState(home, python, present, missing)
