@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from edgesdk import __version__
-from edgesdk.cli import eval, export, recipes
+from edgesdk.cli import eval, export, inspect, recipes
 
 app = typer.Typer(
     name="edgesdk",
@@ -41,5 +41,5 @@ def _root(
     )
 
 
-for _group in (recipes, export, eval):
+for _group in (recipes, export, eval, inspect):
     app.add_typer(_group.app)

@@ -8,7 +8,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from edgesdk.errors import GraphError
-from edgesdk.graph._util import constant_value, node_label, producer, replace_uses
+from edgesdk.graph._util import constant_value, node_label, producer, replace_uses, set_io
 from edgesdk.graph.registry import FixContext, register_fix
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def _absorb_into_producer(src: gs.Tensor, dst: gs.Tensor, inputs: set[int], outp
     if node is None or id(src) in inputs or id(src) in outputs or node.op == "Constant":
         return False
     replace_uses(src, dst)  # the other readers of src now read dst (same value)
-    node.outputs[:] = [dst if t is src else t for t in node.outputs]
+    set_io(node.outputs, [dst if t is src else t for t in node.outputs])
     return True
 
 
