@@ -149,6 +149,20 @@ def parity_feeds(recipe: Recipe, images: Sequence[Path] | None, input_name: str)
     return feeds, described
 
 
+PLUGIN_FIXES = ("efficient-nms",)
+"""Fixes that add TensorRT plugin nodes onnxruntime cannot run: applied after the parity check."""
+
+
+def split_plugin_fixes(
+    fixes: list[tuple[str, dict[str, Any]]],
+) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, dict[str, Any]]]]:
+    """Split the fix list at the first plugin fix: (checked by parity, applied after it)."""
+    for index, (name, _params) in enumerate(fixes):
+        if name in PLUGIN_FIXES:
+            return fixes[:index], fixes[index:]
+    return fixes, []
+
+
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -210,7 +224,9 @@ def export_recipe(
     say("import")
     original = import_model(recipe, model_dir=model_dir, model=model)
     say("fixes")
-    fixed, applied = apply_fixes(original, recipe.fix_list(), fix_context(recipe))
+    ctx = fix_context(recipe)
+    checked, plugin_fixes = split_plugin_fixes(recipe.fix_list())
+    fixed, applied = apply_fixes(original, checked, ctx)
     parity = None
     described = "skipped"
     if check_parity:
@@ -228,6 +244,11 @@ def export_recipe(
                 hint="drop the fix that changed the numbers from the recipe's `fixes`, "
                 "or raise export.parity_atol",
             )
+    if plugin_fixes:  # after parity: onnxruntime cannot run TensorRT plugin nodes
+        fixed, more = apply_fixes(fixed, plugin_fixes, ctx)
+        applied += more
+        if parity is not None:
+            described += f" (checked before {', '.join(name for name, _ in plugin_fixes)})"
     metadata = _provenance(recipe, source, applied)
     fixed = set_metadata(fixed, metadata)
     result = ExportResult(

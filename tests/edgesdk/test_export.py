@@ -45,22 +45,47 @@ def test_export_is_deterministic(models_dir: Path, images: list[Path], tmp_path:
     assert a.path.read_bytes() == b.path.read_bytes()
 
 
-def test_parity_failure_is_reported(models_dir: Path, images: list[Path], tmp_path: Path) -> None:
-    recipe = load_recipe("yolox-nano")
-    strict = recipe.model_copy(
-        update={"export": recipe.export.model_copy(update={"parity_atol": 1e-12, "parity_rtol": 0.0})}
-    )
-    # folding constants reorders float math slightly; at atol 1e-12 some output must differ
-    try:
-        result = export_recipe(strict, model_dir=models_dir, parity_images=images, output=tmp_path / "x.onnx")
-    except ParityError as err:
-        assert "differs from the original" in str(err)
-        assert not (tmp_path / "x.onnx").exists()
-    else:  # bit-exact export: then the check must say so
-        assert result.parity is not None and result.parity.passed
+def test_parity_failure_is_reported(
+    models_dir: Path, images: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+    from onnx import numpy_helper
+
+    import edgesdk.graph.pipeline as pipeline
+
+    real = pipeline.apply_fixes
+
+    def perturbing(model, fixes, ctx):  # a "fix" that changes the numbers: scale one conv weight
+        fixed, names = real(model, fixes, ctx)
+        init = next(t for t in fixed.graph.initializer if len(t.dims) == 4)
+        init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float32(1.5), init.name))
+        return fixed, names
+
+    monkeypatch.setattr(pipeline, "apply_fixes", perturbing)
+    with pytest.raises(ParityError, match="differs from the original"):
+        export_recipe(
+            load_recipe("yunet"), model_dir=models_dir, parity_images=images, output=tmp_path / "x.onnx"
+        )
+    assert not (tmp_path / "x.onnx").exists()
 
 
 def test_missing_model_file(tmp_path: Path) -> None:
     recipe = load_recipe("yolov8n")
     with pytest.raises(ArtifactNotFound, match="yolov8n"):
         export_recipe(recipe, model_dir=tmp_path)
+
+
+def test_efficient_nms_export_checks_parity_before_the_plugin(
+    models_dir: Path, images: list[Path], tmp_path: Path
+) -> None:
+    from edgesdk.recipe import override
+
+    base = load_recipe("yolov5n")
+    recipe = override(base, {"fixes": [*base.fixes, "efficient-nms"]})
+    result = export_recipe(recipe, model_dir=models_dir, parity_images=images, output=tmp_path / "nms.onnx")
+    assert result.fixes[-1] == "efficient-nms"
+    assert result.parity is not None and result.parity.passed
+    assert "checked before efficient-nms" in result.parity_inputs
+    model = onnx.load(str(tmp_path / "nms.onnx"))
+    assert [n.op_type for n in model.graph.node].count("EfficientNMS_TRT") == 1
+    assert [o.name for o in model.graph.output][:1] == ["num_detections"]
