@@ -51,6 +51,7 @@ class DeviceReport:
     files_sent: int = 0
     files_skipped: int = 0
     seconds: float = 0.0
+    push_seconds: float = 0.0
     engine: str | None = None
     error: str | None = None
     hint: str | None = None
@@ -66,6 +67,7 @@ class DeviceReport:
             "files_sent": self.files_sent,
             "files_skipped": self.files_skipped,
             "seconds": round(self.seconds, 3),
+            "push_seconds": round(self.push_seconds, 3),
             "engine": self.engine,
             "error": self.error,
             "bundle": self.bundle,
@@ -139,6 +141,7 @@ def deploy_device(
             say(device.name, "plan", {"bytes": plan.bytes_to_send, "files": plan.files_to_send})
             done = execute(transport, plan, on_event=lambda kind, data: say(device.name, kind, data))
             report.bytes_sent, report.files_sent = done.bytes_sent, done.files_sent
+            report.push_seconds = done.put_seconds
             report.build = done.results.get("build engine", {})
             report.engine = report.build.get("engine")
             report.ok = True

@@ -18,6 +18,7 @@ import json
 import os
 import posixpath
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -254,6 +255,7 @@ class ExecResult:
 
     bytes_sent: int = 0
     files_sent: int = 0
+    put_seconds: float = 0.0
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     logs: list[str] = field(default_factory=list)
 
@@ -322,9 +324,11 @@ def execute(transport: Transport, plan: Plan, *, on_event: EventFn | None = None
 def _do(transport: Transport, step: Step, out: ExecResult, say: EventFn) -> None:
     if isinstance(step, Put):
         say("put", {"role": step.role, "name": step.local.name, "size": step.size})
+        started = time.perf_counter()
         transport.put(
             step.local, step.remote, progress=lambda done, total: say("bytes", {"done": done, "total": total})
         )
+        out.put_seconds += time.perf_counter() - started
         out.bytes_sent += step.size
         out.files_sent += 1
         return
