@@ -82,6 +82,32 @@ class HostKeyMismatch(RemoteError):
     """The device's host key is unknown or changed."""
 
 
+class UnknownHostKey(HostKeyMismatch):
+    """The device's host key is in no known_hosts file yet (first connection)."""
+
+
+class ChangedHostKey(HostKeyMismatch):
+    """The device's host key differs from the recorded one (re-flashed device, or an attack)."""
+
+
+class CommandTimeout(RemoteError):
+    """A command on the device did not finish in time."""
+
+
+class CommandFailed(RemoteError):
+    """A command on the device exited non-zero where success was required."""
+
+
+class InventoryError(EdgeSdkError, ValueError):
+    """The device inventory (devices.yaml) or a device entry is invalid."""
+
+    exit_code = 2
+
+
+class UnknownDevice(InventoryError):
+    """No device in the inventory, in ~/.ssh/config, or built in, has this name."""
+
+
 class DeviceError(EdgeSdkError):
     """The agent on the device reported a failure (engine build, runtime)."""
 

@@ -19,7 +19,9 @@ def main() -> None:
     from edgesdk.cli.app import app
 
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns (not raises) `typer.Exit(n)` codes here
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Exit as err:
         sys.exit(err.exit_code)
     except click.ClickException as err:  # usage errors: bad option, missing argument
