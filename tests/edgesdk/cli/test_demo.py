@@ -12,6 +12,7 @@ from edgesdk.cli.app import app
 
 
 def test_demo_json(models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "home").mkdir()
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("EDGESDK_WORK_DIR", str(tmp_path / "out"))
     monkeypatch.setenv("EDGESDK_MODEL_DIR", str(tmp_path / "no-models-here"))  # falls back to the shared tree

@@ -2,7 +2,7 @@
 
 Run from the repo root::
 
-    python -m tests.edgesdk.deploy.bench_put --size-mb 50 --repeats 5
+    python -m tests.benchmarks.bench_put --size-mb 50 --repeats 5
 
 Prints MB/s (1 MB = 10^6 bytes) for: scp (a fresh connection per copy, as a user runs it),
 put with a fresh connection (connect + put), and put on an open connection, each the median
