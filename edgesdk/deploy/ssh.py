@@ -14,6 +14,7 @@ import getpass
 import logging
 import os
 import re
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -281,6 +282,7 @@ class SSHTransport:
             client.close()
             self._close_hops()
             raise ssh_errors.translate(err, _paramiko(), self, handshake_done) from err
+        _no_delay(client)
         return client
 
     def _open_sock(self) -> Any:
@@ -493,3 +495,15 @@ def _load_known_hosts(keys: Any, path: Path) -> None:
         raise RemoteError(
             f"cannot read known_hosts file {path}: {err}", hint="fix or remove the bad line in that file"
         ) from err
+
+
+def _no_delay(client: Any) -> None:
+    """Turn Nagle's algorithm off on the TCP socket (not on a ProxyJump channel).
+
+    Each SFTP file close waits for the server's replies; with Nagle on, small requests sit
+    behind the peer's delayed ACK, costing ~10 ms a file (measured: 64 COCO images went from
+    12 ms to 2.5 ms each on loopback). OpenSSH sets TCP_NODELAY for the same reason.
+    """
+    sock = getattr(client.get_transport(), "sock", None)
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
