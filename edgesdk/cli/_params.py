@@ -24,3 +24,13 @@ ModelDirOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON on stdout")]
 OutOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="where to write the result")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="show tracebacks for errors", is_eager=True)]
+DeviceOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--device", "-d", help="device name (inventory, ~/.ssh/config Host, or `local`) [default: local]"
+    ),
+]
+GroupOpt = Annotated[Optional[str], typer.Option("--group", "-g", help="every device in this group")]
+AcceptNewOpt = Annotated[
+    bool, typer.Option("--accept-new", help="record an unknown host key (a changed key is always refused)")
+]

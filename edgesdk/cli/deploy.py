@@ -12,7 +12,7 @@ from rich.table import Table
 
 from edgesdk import settings
 from edgesdk.cli._console import err_console, next_step, out_console, print_json
-from edgesdk.cli._params import JsonOpt, ModelDirOpt, ModelOpt, RecipeArg
+from edgesdk.cli._params import AcceptNewOpt, DeviceOpt, GroupOpt, JsonOpt, ModelDirOpt, ModelOpt, RecipeArg
 from edgesdk.deploy.flow import DeviceReport, deploy, rollback
 from edgesdk.deploy.inventory import Device, devices_in_group, resolve_device
 from edgesdk.export import list_images
@@ -20,19 +20,9 @@ from edgesdk.recipe import load_recipe, override
 
 app = typer.Typer()
 
-DeviceOpt = Annotated[
-    Optional[str],
-    typer.Option("--device", "-d", help="device name (inventory, ~/.ssh/config Host, or `local`)"),
-]
-GroupOpt = Annotated[
-    Optional[str], typer.Option("--group", "-g", help="deploy to every device in this group")
-]
 PrecisionOpt = Annotated[
     Optional[str],
     typer.Option("--precision", help="fp32 | fp16 | int8 (default: the recipe's build.precision)"),
-]
-AcceptNewOpt = Annotated[
-    bool, typer.Option("--accept-new", help="record an unknown host key (a changed key is always refused)")
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="print the plan; send and change nothing")]
 ImagesOpt = Annotated[

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from edgesdk.cli._console import err_console, next_step, out_console, print_json
-from edgesdk.cli._params import JsonOpt
+from edgesdk.cli._params import AcceptNewOpt, GroupOpt, JsonOpt
 from edgesdk.deploy.check import CheckReport, check_devices, fact_rows
 from edgesdk.deploy.connect import verify_connection
 from edgesdk.deploy.inventory import (
@@ -42,10 +42,6 @@ KeyOpt = Annotated[
 PythonOpt = Annotated[str, typer.Option("--python", help="the Python interpreter on the device")]
 GroupsOpt = Annotated[
     Optional[list[str]], typer.Option("--group", "-g", help="add the device to this group (repeatable)")
-]
-GroupOpt = Annotated[Optional[str], typer.Option("--group", "-g", help="check every device in this group")]
-AcceptNewOpt = Annotated[
-    bool, typer.Option("--accept-new", help="record an unknown host key (a changed key is always refused)")
 ]
 
 
