@@ -104,7 +104,7 @@ def draw_detections(
     boxes = np.rint(np.asarray(detections.boxes, np.float64)).astype(np.int64).tolist()
     names = [class_names[i] if 0 <= i < len(class_names) else str(i) for i in ids.tolist()]
     for (x1, y1, x2, y2), colour, name, score in zip(boxes, colours, names, detections.scores.tolist()):
-        cv2.rectangle(out, (x1, y1), (x2, y2), colour, t, cv2.LINE_AA)
+        cv2.rectangle(out, (x1, y1), (x2, y2), colour, t)  # no anti-aliasing: exact class colour
         label = f"{name} {score:.2f}"
         (tw, th), base = cv2.getTextSize(label, FONT, font_scale, max(1, t // 2))
         top = y1 - th - base - 2 if y1 - th - base - 2 >= 0 else y1  # inside the box at the top edge

@@ -1,0 +1,106 @@
+"""Benchmark: end-to-end pipeline FPS vs inference-only FPS (onnxruntime, backend defaults).
+
+For each model, :func:`edgeagent.bench.bench` warms the engine up, times it alone on a fixed
+pre-processed input (like trtexec), then runs the overlapped pipeline (capture -> preprocess ->
+infer -> decode -> sink) on the first ``--frames`` frames of a real video, in the same run. The
+ratio ``e2e_fps / infer_fps`` says how well capture, pre- and post-processing hide behind inference
+(goal on a 2-core CPU: >= 0.9). ``--repeat`` runs everything several times (the machine may be
+shared) and prints every run plus the median ratio. Not collected by pytest (not ``test_*.py``).
+
+Usage::
+
+    python tests/benchmarks/bench_pipeline.py [--shared DIR] [--frames 300] [--repeat 3]
+        [--video one-by-one-person-detection.mp4] [--sink jsonl:///tmp/dets.jsonl] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import onnxruntime
+
+from edgeagent.backends.ort import OrtBackend
+from edgeagent.bench import bench
+from edgeagent.sinks import open_sink
+from edgeagent.sources import open_source
+from edgesdk import settings
+from edgesdk.recipe import load_recipe
+
+MODELS = ("yolov5n", "retinaface-mnet")
+STAGES = ("capture", "preprocess", "infer", "postprocess", "sink", "e2e")
+
+
+def _one(name: str, shared: Path, video: Path, frames: int, sinks: list[str]) -> dict[str, Any]:
+    recipe = load_recipe(name).resolved()
+    backend = OrtBackend(str(shared / "models" / recipe["model"]["path"]))
+    with backend:
+        report = bench(
+            backend,
+            recipe,
+            open_source(str(video)),
+            warmup=10,
+            frames=frames,
+            infer_iterations=frames,
+            sinks=[open_sink(uri) for uri in sinks],
+            versions={"onnxruntime": onnxruntime.__version__, "python": platform.python_version()},
+        )
+    return report
+
+
+def _row(r: dict[str, Any]) -> str:
+    ms = r["latency_ms"]
+    stages = " | ".join(f"{ms[s]['mean']:.1f}" for s in STAGES)
+    return (
+        f"| {r['model']} | {r['frames']} | {r['infer_fps']:.1f} | {r['e2e_fps']:.1f} | "
+        f"{r['e2e_over_infer']:.3f} | {ms['infer_only']['mean']:.1f} | {stages} |"
+    )
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--shared", type=Path, default=settings.test_data(), help="folder with models/ and data/"
+    )
+    parser.add_argument("--video", default="one-by-one-person-detection.mp4", help="file in data/videos/")
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--sink", action="append", default=[], help="sink URI for the e2e part (repeatable)")
+    parser.add_argument("--json", action="store_true", help="print the reports as JSON")
+    args = parser.parse_args(argv)
+    video = args.shared / "data" / "videos" / args.video
+    reports = []
+    for rep in range(args.repeat):
+        for name in args.models.split(","):
+            sys.stderr.write(f"run {rep + 1}/{args.repeat}: {name} ...\n")
+            reports.append(_one(name, args.shared, video, args.frames, args.sink))
+    if args.json:
+        print(json.dumps(reports, indent=1))
+        return 0
+    head = " | ".join(f"{s} ms" for s in STAGES)
+    print(f"| model | frames | infer-only FPS | e2e FPS | e2e/infer | infer-only ms | {head} |")
+    print("|---|---:|---:|---:|---:|---:|" + "---:|" * len(STAGES))
+    for r in reports:
+        print(_row(r))
+    print()
+    for name in args.models.split(","):
+        ratios = [r["e2e_over_infer"] for r in reports if r["model"] == name]
+        print(f"{name}: median e2e/infer over {len(ratios)} run(s) = {statistics.median(ratios):.3f}")
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    print(
+        f"\nonnxruntime {onnxruntime.__version__} CPU (default session options), {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, video {args.video}, first {args.frames} frames, "
+        f"queue_size 2, no sinks unless --sink; load average at the end {load}."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
