@@ -47,7 +47,8 @@ async function poll(){
     const s=await (await fetch("/stats",{cache:"no-store"})).json();
     document.getElementById("fps").textContent=s.fps==null?"-":s.fps.toFixed(1);
     let h="";
-    for(const k of ["frames_out","dropped","detections","latency_ms"]){if(k in s)h+=row(k,fmt(s[k]));}
+    const names={frames_out:"frames",dropped:"dropped",detections:"detections",latency_ms:"latency ms"};
+    for(const [k,label] of Object.entries(names)){if(k in s&&s[k]!=null)h+=row(label,fmt(s[k]));}
     for(const [k,v] of Object.entries(s.stage_ms||{})){h+=row(k+" ms",fmt(v));}
     document.getElementById("stats").innerHTML=h;
   }catch(e){}

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import subprocess
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -12,7 +15,9 @@ import cv2
 import numpy as np
 import pytest
 
+from edgeagent.backends.ort import OrtBackend
 from edgeagent.capture import Frame
+from edgeagent.pipeline import Pipeline
 from edgeagent.sinks import (
     DisplaySink,
     ImageDirSink,
@@ -23,7 +28,10 @@ from edgeagent.sinks import (
     VideoFileSink,
     open_sink,
 )
+from edgeagent.sources import open_source
+from edgeagent.vision.draw import palette
 from edgeagent.vision.types import Detections
+from edgesdk.recipe import load_recipe
 
 INFO = StreamInfo(["person", "car"], 12.5, "test://")
 
@@ -187,3 +195,35 @@ def test_mjpeg_sink_serves_what_it_is_written(tmp_path: Path) -> None:
         and int((image[:, :, 1] > 128).all(axis=0).sum()) in range(56, 65)
     )
     assert stats["fps"] == 9.5 and stats["frames_out"] == 6
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (CI installs it)")
+def test_mjpeg_page_in_headless_chromium_shows_drawn_boxes(
+    models_dir: Path, sample_images: dict, tmp_path: Path
+) -> None:
+    recipe = load_recipe("yolov5n").resolved()
+    sink = open_sink("mjpeg://127.0.0.1:0", quality=95)
+    assert isinstance(sink, MjpegSink)
+    with OrtBackend(str(models_dir / recipe["model"]["path"])) as backend:
+        source = open_source(str(sample_images["bus"].parent), loop=-1)  # bus.jpg, zidane.jpg: people
+        pipeline = Pipeline(source, backend, recipe, [sink])
+        runner = threading.Thread(target=pipeline.run, kwargs={"duration": 60})
+        runner.start()
+        try:
+            shot = tmp_path / "page.png"
+            subprocess.run(
+                ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900",
+                 "--virtual-time-budget=3000", f"--screenshot={shot}", sink.url],
+                cwd=tmp_path, capture_output=True, timeout=120, check=True,
+            )  # fmt: skip
+        finally:
+            pipeline.stop()
+            runner.join(timeout=10)
+    page = cv2.imread(str(shot))
+    assert page is not None and page.shape[:2] == (900, 1280)
+    assert float(page.std()) > 10.0  # not blank
+    person = palette(80)[0].astype(int)  # the class colour of boxes and label backgrounds
+    near = np.abs(page.astype(int) - person).sum(axis=2) < 40
+    assert int(near.sum()) > 300, int(near.sum())
+    assert not runner.is_alive()

@@ -24,6 +24,7 @@ from edgeagent.sources import (
     SourceSpec,
     open_source,
     parse_uri,
+    redact_uri,
 )
 
 FAST = Reconnect(retries=3, initial_s=0.05, max_s=0.2)
@@ -32,6 +33,12 @@ FAST = Reconnect(retries=3, initial_s=0.05, max_s=0.2)
 @pytest.fixture(scope="module")
 def videos(data_dir: Path) -> Path:
     return data_dir / "videos"
+
+
+def test_redact_uri() -> None:
+    assert redact_uri("rtsp://admin:hunter2@10.0.0.5:554/h264") == "rtsp://admin:***@10.0.0.5:554/h264"
+    assert redact_uri("rtsp://10.0.0.5/h264") == "rtsp://10.0.0.5/h264"
+    assert redact_uri("/data/clip.mp4") == "/data/clip.mp4"
 
 
 class TestParseUri:
@@ -272,3 +279,14 @@ class TestLiveStream:
     def test_an_absent_stream_fails_at_open(self) -> None:
         with pytest.raises(SourceError, match="cannot open source"):
             open_source("http://127.0.0.1:9/stream")
+
+
+def test_passwords_never_reach_messages(camera: _Publisher) -> None:
+    url = f"http://viewer:s3cret@127.0.0.1:{camera.port}/stream"
+    events: List[SourceEvent] = []
+    source = open_source(url, on_event=events.append, reconnect=FAST)
+    assert source.uri == f"http://viewer:***@127.0.0.1:{camera.port}/stream"
+    for frame in source:
+        if frame.index == 2:
+            camera.kill_server()
+    assert events and all("s3cret" not in e.uri + e.message for e in events)
