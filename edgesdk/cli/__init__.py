@@ -11,25 +11,19 @@ __all__ = ["main"]
 
 
 def main() -> None:
-    """Entry point: run the app; user errors become one line and a non-zero exit."""
-    import click
+    """Entry point: run the app; user errors become one line and a non-zero exit.
 
+    Click runs in standalone mode, so it prints usage errors (unknown command, bad option)
+    itself with exit 2 and honours ``typer.Exit(code)``. (Typer vendors its own click, so
+    its exceptions cannot be caught as ``click.ClickException`` here.) What reaches us are
+    edgesdk's own errors, shown as one line plus a hint; ``--debug`` shows the traceback.
+    """
     from edgesdk.cli._console import err_console
     from edgesdk.cli._errors import format_error
     from edgesdk.cli.app import app
 
     try:
-        code = app(standalone_mode=False)  # click returns (not raises) `typer.Exit(n)` codes here
-        if isinstance(code, int) and code:
-            sys.exit(code)
-    except click.exceptions.Exit as err:
-        sys.exit(err.exit_code)
-    except click.ClickException as err:  # usage errors: bad option, missing argument
-        err.show()
-        sys.exit(err.exit_code)
-    except click.exceptions.Abort:
-        err_console.print("[yellow]aborted[/yellow]")
-        sys.exit(130)
+        app()
     except EdgeSdkError as err:
         if settings.debug():
             raise
