@@ -140,11 +140,24 @@ def bar_chart(labels: Sequence[str], groups: dict[str, Sequence[float]], *, titl
                 f'fill="{PALETTE[j % len(PALETTE)]}"><title>{html.escape(label)}: {fmt(vs[i])}</title></rect>'
             )
         out.append(
-            f'<text x="{x0 + slot * 0.4:.1f}" y="{H - MB + 16}" text-anchor="middle" class="a">{html.escape(label[:24])}</text>'
+            f'<text x="{x0 + slot * 0.4:.1f}" y="{H - MB + 16}" text-anchor="middle" class="a">{html.escape(short(label))}</text>'
         )
     out += _legend(list(groups))
     out.append("</svg>")
     return "\n".join(out)
+
+
+def short(label: str, width: int = 26) -> str:
+    """A label that fits under a bar: whole ``a / b / c`` parts from the left, as many as fit."""
+    if len(label) <= width:
+        return label
+    parts = label.split(" / ")
+    kept = parts[0][:width]
+    for part in parts[1:]:
+        if len(kept) + 3 + len(part) > width:
+            break
+        kept += " / " + part
+    return kept
 
 
 def empty_chart(title: str) -> str:
