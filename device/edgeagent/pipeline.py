@@ -193,6 +193,8 @@ class Pipeline:
         self.backend.activate()
         input_name = self._check_backend()
         self._limits = (max_frames, duration)
+        self._stop.clear()
+        self._error, self._reason, self.stats = None, "end", PipelineStats()
         info = StreamInfo(self.params.class_names, self.source.fps, self.source.uri)
         for sink in self.sinks:
             sink.start(info)

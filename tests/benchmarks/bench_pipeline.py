@@ -5,11 +5,14 @@ pre-processed input (like trtexec), then runs the overlapped pipeline (capture -
 infer -> decode -> sink) on the first ``--frames`` frames of a real video, in the same run. The
 ratio ``e2e_fps / infer_fps`` says how well capture, pre- and post-processing hide behind inference
 (goal on a 2-core CPU: >= 0.9). ``--repeat`` runs everything several times (the machine may be
-shared) and prints every run plus the median ratio. Not collected by pytest (not ``test_*.py``).
+shared) and prints every run plus the median ratio. On a machine shared with other jobs the
+background load changes within seconds; ``--rounds R`` then splits each run into R alternating
+(engine alone, pipeline) pairs of ``--frames`` each and sums them, so both halves of the ratio
+see the same load. Not collected by pytest (not ``test_*.py``).
 
 Usage::
 
-    python tests/benchmarks/bench_pipeline.py [--shared DIR] [--frames 300] [--repeat 3]
+    python tests/benchmarks/bench_pipeline.py [--shared DIR] [--frames 300] [--repeat 3] [--rounds 1]
         [--video one-by-one-person-detection.mp4] [--sink jsonl:///tmp/dets.jsonl] [--json]
 """
 
@@ -37,21 +40,42 @@ MODELS = ("yolov5n", "retinaface-mnet")
 STAGES = ("capture", "preprocess", "infer", "postprocess", "sink", "e2e")
 
 
-def _one(name: str, shared: Path, video: Path, frames: int, sinks: list[str]) -> dict[str, Any]:
+def _one(name: str, shared: Path, video: Path, frames: int, sinks: list[str], rounds: int) -> dict[str, Any]:
     recipe = load_recipe(name).resolved()
     backend = OrtBackend(str(shared / "models" / recipe["model"]["path"]))
+    parts = []
     with backend:
-        report = bench(
-            backend,
-            recipe,
-            open_source(str(video)),
-            warmup=10,
-            frames=frames,
-            infer_iterations=frames,
-            sinks=[open_sink(uri) for uri in sinks],
-            versions={"onnxruntime": onnxruntime.__version__, "python": platform.python_version()},
-        )
-    return report
+        for _ in range(rounds):
+            parts.append(
+                bench(
+                    backend,
+                    recipe,
+                    open_source(str(video)),
+                    warmup=10,
+                    frames=frames,
+                    infer_iterations=frames,
+                    sinks=[open_sink(uri) for uri in sinks],
+                    versions={"onnxruntime": onnxruntime.__version__, "python": platform.python_version()},
+                )
+            )
+    return parts[0] if rounds == 1 else _combine(parts)
+
+
+def _combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sum alternating rounds: FPS = all frames / all seconds; stage means weighted by frame count."""
+    out = dict(parts[0])
+    n_inf = sum(p["settings"]["infer_iterations"] for p in parts)
+    out["infer_fps"] = n_inf / sum(p["wall_s"]["infer_only"] for p in parts)
+    out["frames"] = sum(p["frames"] for p in parts)
+    out["e2e_fps"] = out["frames"] / sum(p["wall_s"]["e2e"] for p in parts)
+    out["e2e_over_infer"] = out["e2e_fps"] / out["infer_fps"]
+    out["latency_ms"] = {}
+    for stage in parts[0]["latency_ms"]:
+        counts = [p["latency_ms"][stage]["count"] for p in parts]
+        mean = sum(c * p["latency_ms"][stage]["mean"] for c, p in zip(counts, parts)) / sum(counts)
+        out["latency_ms"][stage] = {"mean": mean, "count": sum(counts)}
+    out["rounds"] = [p["e2e_over_infer"] for p in parts]
+    return out
 
 
 def _row(r: dict[str, Any]) -> str:
@@ -71,6 +95,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--video", default="one-by-one-person-detection.mp4", help="file in data/videos/")
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=1, help="alternating (engine, pipeline) pairs per run")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--sink", action="append", default=[], help="sink URI for the e2e part (repeatable)")
     parser.add_argument("--json", action="store_true", help="print the reports as JSON")
@@ -80,7 +105,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     for rep in range(args.repeat):
         for name in args.models.split(","):
             sys.stderr.write(f"run {rep + 1}/{args.repeat}: {name} ...\n")
-            reports.append(_one(name, args.shared, video, args.frames, args.sink))
+            reports.append(_one(name, args.shared, video, args.frames, args.sink, args.rounds))
     if args.json:
         print(json.dumps(reports, indent=1))
         return 0
@@ -96,7 +121,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     print(
         f"\nonnxruntime {onnxruntime.__version__} CPU (default session options), {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, video {args.video}, first {args.frames} frames, "
+        f"Python {platform.python_version()}, video {args.video}, first {args.frames} frames "
+        f"x {args.rounds} round(s), "
         f"queue_size 2, no sinks unless --sink; load average at the end {load}."
     )
     return 0
