@@ -140,7 +140,11 @@ def bench(
     p = model_params(params)
     backend.activate()
     sampler = telemetry.start() if telemetry is not None else None
-    config = read_power_config() if sampler is not None and sampler.available else {}
+    config = (
+        read_power_config()
+        if sampler is not None and sampler.available
+        else {"nvpmodel": None, "jetson_clocks": None}
+    )
     t_ref = time.monotonic()
     try:
         feed = fixed_input(backend, p)

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "TOTAL_RAILS",
     "TelemetrySampler",
+    "ina3221_sample",
     "parse_jetson_clocks",
     "parse_nvpmodel",
     "parse_tegrastats",
@@ -67,32 +68,68 @@ def read_power_config() -> Dict[str, Any]:
     }
 
 
+def ina3221_sample(reading: Dict[str, Any]) -> Dict[str, Any]:
+    """A :func:`read_ina3221` reading in the shape of a parsed tegrastats line (power parts only)."""
+    rails = {
+        name: {"current": r["power_mw"], "average": r["power_mw"]} for name, r in reading["rails"].items()
+    }
+    total = {
+        "current": reading["total_mw"],
+        "average": reading["total_mw"],
+        "source": reading["total_source"],
+    }
+    return {
+        "power_mw": rails,
+        "power_total_mw": total,
+        "temperatures_c": {},
+        "cpus": [],
+        "gpu": None,
+        "emc": None,
+    }
+
+
 class TelemetrySampler:
-    """Run ``tegrastats --interval <ms>`` in a thread and keep the parsed lines.
+    """Sample telemetry in a thread: ``tegrastats --interval <ms>``, else the INA3221 rails in sysfs.
 
     Args:
         interval: seconds between samples.
-        command: the command to run instead of tegrastats (argv list); None: tegrastats when it is
-            on PATH, else nothing (``available`` is False and every summary is empty/None).
+        command: the command to run instead of tegrastats (argv list). None: tegrastats when it is on
+            PATH; else, when ``sysfs_root`` has INA3221 monitors (e.g. a container without
+            tegrastats), their power is polled; else nothing (``available`` is False and every
+            summary is empty/None).
         max_samples: samples kept (oldest dropped first; memory stays flat).
+        sysfs_root: the folder holding ``sys/`` for the INA3221 fallback.
     """
 
     def __init__(
-        self, interval: float = 1.0, *, command: Optional[Sequence[str]] = None, max_samples: int = 36000
+        self,
+        interval: float = 1.0,
+        *,
+        command: Optional[Sequence[str]] = None,
+        max_samples: int = 36000,
+        sysfs_root: str = "/",
     ) -> None:
         self.interval = float(interval)
         if command is None and shutil.which("tegrastats"):
             command = ["tegrastats", "--interval", str(max(1, int(round(self.interval * 1000))))]
         self.command: Optional[List[str]] = list(command) if command else None
+        self.sysfs_root = sysfs_root
+        self._ina = self.command is None and read_ina3221(sysfs_root) is not None
         self._samples: Deque[Sample] = collections.deque(maxlen=max_samples)
         self._proc: Optional[subprocess.Popen[str]] = None
         self._thread: Optional[threading.Thread] = None
+        self._halt = threading.Event()
         self._lock = threading.Lock()
 
     @property
     def available(self) -> bool:
-        """True when there is something to run (a Jetson with tegrastats, or an explicit command)."""
-        return self.command is not None
+        """True when there is something to sample (tegrastats, an explicit command, or INA3221 rails)."""
+        return self.command is not None or self._ina
+
+    @property
+    def mode(self) -> Optional[str]:
+        """``tegrastats`` (or the explicit command), ``ina3221``, or None."""
+        return "tegrastats" if self.command is not None else ("ina3221" if self._ina else None)
 
     @property
     def running(self) -> bool:
@@ -102,7 +139,11 @@ class TelemetrySampler:
         """Start sampling (no-op when unavailable or already running)."""
         if not self.available or self.running:
             return self
-        assert self.command is not None
+        self._halt.clear()
+        if self.command is None:
+            self._thread = threading.Thread(target=self._poll_ina3221, name="telemetry", daemon=True)
+            self._thread.start()
+            return self
         try:
             self._proc = subprocess.Popen(
                 self.command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1
@@ -124,8 +165,17 @@ class TelemetrySampler:
                 with self._lock:
                     self._samples.append(sample)
 
+    def _poll_ina3221(self) -> None:
+        while not self._halt.is_set():
+            reading = read_ina3221(self.sysfs_root)
+            if reading is not None:
+                with self._lock:
+                    self._samples.append((time.monotonic(), ina3221_sample(reading)))
+            self._halt.wait(self.interval)
+
     def stop(self) -> None:
         """Stop the tegrastats process and the reader thread (safe to call twice)."""
+        self._halt.set()
         proc, self._proc = self._proc, None
         if proc is not None:
             proc.terminate()

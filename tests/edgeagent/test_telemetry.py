@@ -226,3 +226,22 @@ def test_sampler_runs_tegrastats_in_a_thread(
     assert thermal["gpu_freq_mhz"] == {"mean": 713.0, "max": 713.0}
     assert thermal["temperatures_c"]["gpu"] == {"mean": 63.5, "max": 63.5}
     assert read_power_config()["nvpmodel"] == {"mode": "MAXN", "id": 0}
+
+
+def test_sampler_falls_back_to_ina3221_in_sysfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # e.g. a container with /sys but no tegrastats: the rails are polled directly
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    channels = {1: ("VDD_IN", 5000, 1000), 2: ("VDD_CPU_GPU_CV", 5000, 400), 3: ("VDD_SOC", 5000, 200)}
+    _write(tmp_path, "sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon1", _hwmon(channels))
+    sampler = TelemetrySampler(0.02, sysfs_root=str(tmp_path))
+    assert sampler.available and sampler.mode == "ina3221"
+    t0 = time.monotonic()
+    with sampler:
+        deadline = time.monotonic() + 5
+        while len(sampler.samples()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert not sampler.running and len(sampler.samples()) >= 3
+    power = sampler.power_summary(t0, {"all": (t0, time.monotonic())})
+    assert power["total_source"] == "VDD_IN" and power["phase_mean_mw"]["all"] == 5000.0
+    assert power["rails_mw"]["VDD_SOC"][0] == 1000.0
+    assert TelemetrySampler(0.02, sysfs_root=str(tmp_path / "empty")).mode is None
