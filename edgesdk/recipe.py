@@ -249,7 +249,13 @@ class SlimSpec(_Strict):
     enabled: bool = False
     method: Literal["l1", "bn", "thinet", "lasso", "sss"] = "l1"
     ratio: float = Field(default=0.3, gt=0.0, lt=1.0, description="fraction of FLOPs to remove")
-    round_to: int = Field(default=8, ge=1)
+    round_to: int = Field(default=8, ge=1, description="kept channel counts are multiples of this")
+    scope: Literal["global", "uniform"] = Field(
+        default="global", description="one score threshold across layers, or the same fraction per layer"
+    )
+    images: int = Field(
+        default=32, ge=1, le=1024, description="calibration images sampled by thinet/lasso/sss"
+    )
 
 
 class QuantizeSpec(_Strict):

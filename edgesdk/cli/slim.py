@@ -1,0 +1,167 @@
+"""`edgesdk slim RECIPE`: structured channel pruning of the exported model (plan, apply, measure)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from edgesdk.cli._console import err_console, next_step, out_console, print_json
+from edgesdk.cli._params import JsonOpt, ModelDirOpt, ModelOpt, OutOpt, RecipeArg
+from edgesdk.recipe import load_recipe, override
+
+app = typer.Typer()
+
+MethodOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--method",
+        help="l1 (filter norms), bn (BatchNorm |gamma|), thinet, lasso, sss (default: the recipe's slim.method)",
+    ),
+]
+RatioOpt = Annotated[
+    Optional[float],
+    typer.Option("--ratio", help="fraction of FLOPs to remove, e.g. 0.3 (default: the recipe's slim.ratio)"),
+]
+ScopeOpt = Annotated[
+    Optional[str], typer.Option("--scope", help="global (one threshold) or uniform (same per layer)")
+]
+RoundToOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--round-to", help="keep channel counts at multiples of N (default: the recipe's slim.round_to)"
+    ),
+]
+ImagesOpt = Annotated[
+    Optional[Path],
+    typer.Option("--images", help="image folder sampled by thinet/lasso/sss (calibration images)"),
+]
+DataOpt = Annotated[
+    Optional[Path], typer.Option("--data", help="labelled folder: also report mAP before and after")
+]
+LimitOpt = Annotated[
+    Optional[int], typer.Option("--limit", min=1, help="evaluate only the first N images of --data")
+]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="make and print the plan; write nothing")]
+PlanOpt = Annotated[
+    Optional[Path], typer.Option("--plan", help="apply this reviewed plan (JSON) instead of making one")
+]
+SavePlanOpt = Annotated[Optional[Path], typer.Option("--save-plan", help="also write the plan (JSON) here")]
+LatencyRunsOpt = Annotated[
+    int, typer.Option("--latency-runs", min=0, help="timed onnxruntime CPU runs per model (0: skip)")
+]
+
+
+def _overrides(
+    method: str | None, ratio: float | None, scope: str | None, round_to: int | None
+) -> dict[str, Any]:
+    given = {"slim.method": method, "slim.ratio": ratio, "slim.scope": scope, "slim.round_to": round_to}
+    return {key: value for key, value in given.items() if value is not None}
+
+
+@app.command("slim")
+def slim_cmd(
+    recipe: RecipeArg,
+    method: MethodOpt = None,
+    ratio: RatioOpt = None,
+    scope: ScopeOpt = None,
+    round_to: RoundToOpt = None,
+    model: ModelOpt = None,
+    model_dir: ModelDirOpt = None,
+    images: ImagesOpt = None,
+    data: DataOpt = None,
+    limit: LimitOpt = None,
+    dry_run: DryRunOpt = False,
+    plan: PlanOpt = None,
+    save_plan: SavePlanOpt = None,
+    output: OutOpt = None,
+    latency_runs: LatencyRunsOpt = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Prune whole channels of the exported model so that --ratio of its FLOPs go.
+
+    Prints params, FLOPs and onnxruntime CPU latency before and after (and mAP with --data).
+    Review first with --dry-run (--json shows every channel group and why a group is kept).
+    """
+    from edgesdk.slim.driver import default_output, slim_recipe
+    from edgesdk.slim.plan import SlimPlan
+
+    spec = load_recipe(recipe)
+    updates = _overrides(method, ratio, scope, round_to)
+    if updates:
+        spec = override(spec, updates, "the slim options")
+    target = None if dry_run else (output or default_output(spec))
+    reviewed = SlimPlan.load(plan) if plan is not None else None
+    with err_console.status(f"slimming {spec.name}") as status:
+        report = slim_recipe(
+            spec,
+            model_dir=model_dir,
+            model=model,
+            images=images,
+            data=data,
+            data_limit=limit,
+            dry_run=dry_run,
+            output=target,
+            plan=reviewed,
+            latency_runs=latency_runs,
+            progress=lambda phase: status.update(f"slimming {spec.name}: {phase}"),
+        )
+    if save_plan is not None:
+        report.plan.save(save_plan)
+    if as_json:
+        print_json(report.to_json(groups=dry_run))
+        return
+    _render(report)
+    if dry_run:
+        next_step(
+            f"edgesdk slim {recipe} --method {report.plan.method} --ratio {report.plan.ratio} -o OUT.onnx"
+        )
+    elif report.output is not None:
+        next_step(f"edgesdk inspect {report.output}")
+
+
+def _fmt_map(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}"
+
+
+def _render(report: Any) -> None:
+    from rich.table import Table
+
+    plan, before, after = report.plan, report.before, report.after
+    title = f"{report.recipe}: {plan.method}, {plan.scope}, asked {plan.ratio:.0%} of FLOPs, round-to {plan.round_to}"
+    table = Table(title=title, title_justify="left")
+    for column in ("", "before", "after" if after else "planned", "ratio"):
+        table.add_column(column, justify="right")
+    ratios = report.ratios()
+    planned_flops = after.flops if after else plan.flops_after
+    table.add_row(
+        "params", f"{before.params:,}", f"{after.params:,}" if after else "-", _ratio(ratios["params"])
+    )
+    table.add_row(
+        "GFLOPs", f"{before.flops / 1e9:.3f}", f"{planned_flops / 1e9:.3f}", _ratio(ratios["flops"])
+    )
+    if before.latency_ms is not None:
+        table.add_row(
+            "latency ms (ORT CPU)",
+            f"{before.latency_ms:.2f}",
+            f"{after.latency_ms:.2f}" if after and after.latency_ms is not None else "-",
+            _ratio(ratios["latency"]),
+        )
+    if before.map50 is not None:
+        table.add_row("mAP50", _fmt_map(before.map50), _fmt_map(after.map50 if after else None), "")
+    out_console.print(table)
+    pruned = [g for g in plan.groups if g.removed]
+    kept_whole = [g for g in plan.groups if g.reasons]
+    err_console.print(
+        f"  {len(pruned)} channel group(s) pruned, {len(kept_whole)} kept whole "
+        f"(outputs, heads, unsupported ops; --dry-run --json lists the reasons)"
+    )
+    for note in report.notes:
+        err_console.print(f"  note: {note}")
+    if report.output is not None:
+        err_console.print(f"[green]wrote[/green] [bold]{report.output}[/bold] ({report.seconds:.1f} s)")
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"

@@ -1,0 +1,185 @@
+"""``slim_recipe``: export a recipe's model, plan, apply, measure, write — the library behind ``edgesdk slim``.
+
+The recipe's ``slim`` section says how (method, ratio, scope, round_to, images); the CLI
+overrides it through the recipe's own validation. The plan is made before anything is
+cut; a dry run stops there (and still measures the original).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from edgesdk.errors import PruneError
+from edgesdk.recipe import Recipe
+from edgesdk.slim.criteria import criterion, criterion_names
+from edgesdk.slim.measure import ModelStats, accuracy, latencies, static_stats
+from edgesdk.slim.plan import SlimPlan, make_plan
+from edgesdk.slim.report import SlimReport
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str], None]
+
+
+def check_method(method: str) -> None:
+    """Refuse a method the recipe schema knows but this build does not implement.
+
+    Raises:
+        PruneError: names the implemented methods.
+    """
+    if method not in criterion_names():
+        known = ", ".join(n for n in criterion_names() if n != "random")
+        raise PruneError(f"slimming method {method!r} is not implemented yet", hint=f"use one of: {known}")
+
+
+def _calibration(
+    recipe: Recipe, model: onnx.ModelProto, images: Path | None, method: str
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    if not criterion(method).needs_images:
+        return {}, None
+    if images is None:
+        raise PruneError(
+            f"method {method!r} samples activations from images, but no image folder was given",
+            hint="pass --images DIR (any folder of representative images; 32 are used by default)",
+        )
+    from edgesdk.slim.activations import calibration_feeds
+
+    feeds, used = calibration_feeds(recipe, model, images, recipe.slim.images)
+    return {"feeds": feeds, "reconstruct": True}, {"images": str(images), "count": used}
+
+
+def _measure(
+    recipe: Recipe,
+    models: list[onnx.ModelProto],
+    *,
+    latency_runs: int,
+    threads: int,
+    data: Path | None,
+    data_limit: int | None,
+    say: ProgressFn,
+) -> list[ModelStats]:
+    stats = [static_stats(m) for m in models]
+    if latency_runs > 0:
+        say("latency")
+        for item, ms in zip(stats, latencies(models, runs=latency_runs, threads=threads)):
+            item.latency_ms = ms
+    if data is not None:
+        for index, (item, model) in enumerate(zip(stats, models)):
+            say(f"mAP {'before' if index == 0 else 'after'}")
+            item.map50, item.map50_95 = accuracy(recipe, data, model, limit=data_limit)
+    return stats
+
+
+def slim_recipe(
+    recipe: Recipe,
+    *,
+    model_dir: Path | None = None,
+    model: Path | None = None,
+    images: Path | None = None,
+    data: Path | None = None,
+    data_limit: int | None = None,
+    dry_run: bool = False,
+    output: Path | None = None,
+    plan: SlimPlan | None = None,
+    latency_runs: int = 20,
+    threads: int = 1,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+) -> SlimReport:
+    """Slim the recipe's exported model as its ``slim`` section says.
+
+    Args:
+        recipe: the validated recipe (``recipe.slim``: method, ratio, scope, round_to, images).
+        model_dir / model: where the model comes from (as for ``export``).
+        images: image folder for data-driven methods (thinet, lasso, sss).
+        data: labelled folder to measure mAP before and after (None: skip).
+        data_limit: evaluate only the first N images of ``data``.
+        dry_run: make and report the plan only.
+        output: write the slim model here.
+        plan: apply this (reviewed/edited) plan instead of making one.
+        latency_runs: timed onnxruntime runs per model (0: skip latency).
+        threads: onnxruntime threads for the latency measurement.
+        seed: for sampling.
+        progress: called with a short phase name.
+
+    Raises:
+        PruneError: unknown/unimplemented method, nothing prunable, ratio out of reach, a
+            plan that does not fit.
+    """
+    from edgesdk.export import export_recipe
+    from edgesdk.graph.io import save_model, set_metadata
+    from edgesdk.slim.apply import apply_plan
+
+    say = progress or (lambda _phase: None)
+    started = time.perf_counter()
+    spec = recipe.slim
+    check_method(spec.method)
+    say("export")
+    original = export_recipe(recipe, model_dir=model_dir, model=model, check_parity=False).model
+    extras, calibration = _calibration(recipe, original, images, spec.method)
+    if plan is None:
+        say("plan")
+        plan = make_plan(
+            original,
+            method=spec.method,
+            ratio=spec.ratio,
+            scope=spec.scope,
+            round_to=spec.round_to,
+            seed=seed,
+            extras=extras,
+        )
+    models = [original]
+    notes: list[str] = []
+    if not dry_run:
+        say("apply")
+        reconstruct = None
+        if plan.reconstruct and "feeds" in extras:
+            from edgesdk.slim.reconstruct import reconstructor
+
+            reconstruct = reconstructor(original, extras["feeds"])
+            notes.append("consumer weights refitted by least squares on the calibration images")
+        slim = apply_plan(original, plan, reconstruct=reconstruct)
+        slim = set_metadata(slim, {"edgesdk.slim": json.dumps(_provenance(plan), sort_keys=True)})
+        models.append(slim)
+    stats = _measure(
+        recipe, models, latency_runs=latency_runs, threads=threads, data=data, data_limit=data_limit, say=say
+    )
+    report = SlimReport(
+        recipe=recipe.name,
+        plan=plan,
+        before=stats[0],
+        after=stats[1] if len(stats) > 1 else None,
+        latency={"threads": threads, "runs": latency_runs, "provider": "CPUExecutionProvider"}
+        if latency_runs > 0
+        else None,
+        data={"folder": str(data), "limit": data_limit} if data is not None else None,
+        calibration=calibration,
+        notes=notes + plan.notes,
+    )
+    if output is not None and len(models) > 1:
+        say("write")
+        report.output = save_model(models[1], output)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _provenance(plan: SlimPlan) -> dict[str, Any]:
+    return {
+        "method": plan.method,
+        "ratio": plan.ratio,
+        "scope": plan.scope,
+        "round_to": plan.round_to,
+        "removed_flops": round(plan.removed_flops, 4),
+    }
+
+
+def default_output(recipe: Recipe) -> Path:
+    """Where ``edgesdk slim`` writes when no ``-o`` is given."""
+    return Path("out") / f"{recipe.name}.slim.onnx"

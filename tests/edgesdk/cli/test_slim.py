@@ -1,0 +1,103 @@
+"""`edgesdk slim`: dry run, apply + write, reviewed plans, mAP, one-line errors (real models)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+from typer.testing import CliRunner
+
+from edgesdk.cli.app import app
+from edgesdk.errors import PruneError, RecipeError
+
+
+def _run(models_dir: Path, *args: str):
+    return CliRunner().invoke(app, ["slim", "yolo-fastest", "--model-dir", str(models_dir), *args])
+
+
+def test_dry_run_json_lists_groups_and_writes_nothing(models_dir: Path, tmp_path: Path) -> None:
+    result = _run(models_dir, "--ratio", "0.3", "--dry-run", "--json", "--latency-runs", "0",
+                  "--save-plan", str(tmp_path / "plan.json"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["dry_run"] and data["after"] is None and data["method"] == "l1"
+    plan = data["plan"]
+    assert plan["removed_flops"] >= 0.3 and data["before"]["flops"] == plan["flops_before"]
+    heads = [g for g in plan["groups"] if g["reasons"]]
+    assert {g["reasons"][0] for g in heads} == {"feeds graph output 'yolo_0'", "feeds graph output 'yolo_1'"}
+    assert (tmp_path / "plan.json").is_file() and not list(tmp_path.glob("*.onnx"))
+
+
+def test_slim_writes_a_valid_smaller_model(models_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "slim.onnx"
+    result = _run(models_dir, "--ratio", "0.5", "--scope", "uniform", "-o", str(out), "--latency-runs", "2")
+    assert result.exit_code == 0, result.output
+    assert "GFLOPs" in result.stdout and "latency ms" in result.stdout
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model)
+    dims = {o.name: [d.dim_value for d in o.type.tensor_type.shape.dim] for o in model.graph.output}
+    assert dims == {"yolo_0": [1, 255, 10, 10], "yolo_1": [1, 255, 20, 20]}
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(meta["edgesdk.slim"])["scope"] == "uniform"
+
+
+def test_reviewed_plan_is_applied(models_dir: Path, tmp_path: Path) -> None:
+    plan_path = tmp_path / "plan.json"
+    assert _run(models_dir, "--dry-run", "--latency-runs", "0", "--save-plan", str(plan_path)).exit_code == 0
+    plan = json.loads(plan_path.read_text())
+    for group in plan["groups"]:
+        if group["removed"]:
+            group["kept"] = group["kept"][:1]  # a reviewer cuts harder by hand
+    plan_path.write_text(json.dumps(plan))
+    out = tmp_path / "edited.onnx"
+    result = _run(models_dir, "--plan", str(plan_path), "-o", str(out), "--latency-runs", "0", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["after"]["flops"] < plan["flops_after"]
+
+
+def test_map_before_and_after(models_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    coco = str(data_dir / "coco_val2017_first128")
+    result = _run(models_dir, "--ratio", "0.2", "--data", coco, "--limit", "2", "--latency-runs", "0",
+                  "-o", str(tmp_path / "m.onnx"), "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert 0 < data["before"]["map50"] <= 1 and data["after"]["map50"] is not None
+    assert data["data"] == {"folder": coco, "limit": 2}
+
+
+def test_errors_are_typed(models_dir: Path) -> None:
+    bn = CliRunner().invoke(app, ["slim", "yolox-nano", "--model-dir", str(models_dir), "--method", "bn",
+                                  "--dry-run", "--latency-runs", "0"])  # fmt: skip
+    assert isinstance(bn.exception, PruneError) and "no BatchNormalization" in str(bn.exception)
+    ratio = _run(models_dir, "--ratio", "1.5", "--dry-run")
+    assert isinstance(ratio.exception, RecipeError) and "slim.ratio" in str(ratio.exception)
+
+
+def test_error_is_one_line_without_traceback(models_dir: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgesdk",
+            "slim",
+            "yolox-nano",
+            "--model-dir",
+            str(models_dir),
+            "--ratio",
+            "0.95",
+            "--dry-run",
+            "--latency-runs",
+            "0",
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "error:" in proc.stderr and "at most" in proc.stderr and "hint:" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""

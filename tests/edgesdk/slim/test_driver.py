@@ -1,0 +1,34 @@
+"""slim_recipe: the library behind the command (recipe section, dry run, refusals)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edgesdk.errors import PruneError
+from edgesdk.recipe import load_recipe, override
+from edgesdk.slim.driver import check_method, default_output, slim_recipe
+
+
+def test_recipe_section_drives_the_run(models_dir: Path, tmp_path: Path) -> None:
+    recipe = override(
+        load_recipe("yolo-fastest"), {"slim.ratio": 0.4, "slim.scope": "uniform", "slim.round_to": 4}
+    )
+    report = slim_recipe(recipe, model_dir=models_dir, output=tmp_path / "s.onnx", latency_runs=0)
+    assert report.plan.ratio == 0.4 and report.plan.scope == "uniform" and report.plan.round_to == 4
+    assert report.after is not None and report.after.flops == report.plan.flops_after
+    assert 1 - report.after.flops / report.before.flops >= 0.4 and report.output == tmp_path / "s.onnx"
+    assert all(len(g.kept) % 4 == 0 or g.size < 4 or len(g.kept) == g.size for g in report.plan.groups)
+
+
+def test_dry_run_measures_only_the_original(models_dir: Path) -> None:
+    report = slim_recipe(load_recipe("yolo-fastest"), model_dir=models_dir, dry_run=True, latency_runs=2)
+    assert report.dry_run and report.before.latency_ms and report.before.latency_ms > 0
+
+
+def test_unknown_method_is_refused() -> None:
+    with pytest.raises(PruneError, match="'magic' is not implemented yet") as err:
+        check_method("magic")
+    assert "l1" in (err.value.hint or "") and "random" not in (err.value.hint or "")
+    assert default_output(load_recipe("yunet")) == Path("out/yunet.slim.onnx")
