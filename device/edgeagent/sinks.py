@@ -107,14 +107,21 @@ class DisplaySink(Sink):
                 "install JetPack's OpenCV (sudo apt install python3-opencv) or opencv-python, or use mjpeg://",
             )
         self.title = title
-        self._shown = False
+        self._shown = self._seen_visible = False
 
     def write(self, frame: Frame, detections: Detections, stats: Mapping[str, Any]) -> None:
         cv2.imshow(self.title, frame.image_bgr)
         self._shown = True
         key = cv2.waitKey(1) & 0xFF
-        if key in (ord("q"), 27) or cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
-            raise StopStream("display closed by the user")
+        if key in (ord("q"), 27):
+            raise StopStream("display closed by the user (q/Esc)")
+        # Some GUI backends do not report visibility (-1 always): only a window once seen visible
+        # and now gone counts as closed.
+        visible = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE)
+        if visible >= 1:
+            self._seen_visible = True
+        elif self._seen_visible:
+            raise StopStream("display window closed by the user")
 
     def close(self) -> None:
         if self._shown:
