@@ -133,6 +133,26 @@ def _unlock(args: argparse.Namespace, out: Emitter) -> None:
     out.result("unlock", {"released": _store(args).unlock(args.owner)})
 
 
+@command("run")
+def _run(args: argparse.Namespace, out: Emitter) -> None:
+    from edgeagent.build import agent_home
+    from edgeagent.runner import run
+
+    data = run(agent_home(args.home), args.recipe, args.source, args.sink or [], frames=args.frames,
+               duration=args.duration, out=out)  # fmt: skip
+    out.result("run", data)
+
+
+@command("bench")
+def _bench(args: argparse.Namespace, out: Emitter) -> None:
+    from edgeagent.build import agent_home
+    from edgeagent.runner import bench
+
+    data = bench(agent_home(args.home), args.recipe, args.source, frames=args.frames, duration=args.duration,
+                 warmup=args.warmup, out=out)  # fmt: skip
+    out.result("bench", data)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgeagent", description="edgesdk device agent")
     parser.add_argument("--version", action="version", version="edgeagent " + __version__)
@@ -147,7 +167,26 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="override the recipe's")
     build.add_argument("--json", action="store_true", help="one JSON event per line")
     _store_parsers(sub)
+    _camera_parsers(sub)
     return parser
+
+
+def _camera_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for name, help_text in (("run", "camera inference with the deployed engine"),
+                            ("bench", "benchmark the deployed engine and the pipeline")):  # fmt: skip
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("recipe")
+        p.add_argument("--source", required=True, help="csi://0, /dev/video0, rtsp://…, file, image, folder")
+        p.add_argument("--frames", type=int, help="stop after this many frames")
+        p.add_argument("--duration", type=float, help="stop after this many seconds")
+        p.add_argument("--home", help="agent folder (default $EDGEAGENT_HOME or ~/.edgeagent)")
+        p.add_argument("--json", action="store_true", help="one JSON event per line")
+        if name == "run":
+            p.add_argument(
+                "--sink", action="append", help="display://, out.mp4, mjpeg://:8080, x.jsonl, dir://out/"
+            )
+        else:
+            p.add_argument("--warmup", type=int, default=10, help="engine runs before timing")
 
 
 def _store_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -188,6 +227,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         out.error(AgentError("interrupted"))
         return 130
+    except Exception as err:  # a bug: report it as an event too, with the traceback on stderr
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        out.error(AgentError("internal error in edgeagent {}: {!r}".format(args.command, err),
+                             "please report it with the traceback above"))  # fmt: skip
+        return 1
     return 0
 
 

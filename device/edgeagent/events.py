@@ -71,6 +71,12 @@ class Emitter:
     def log(self, message: str, level: str = "info") -> None:
         self._write({"event": "log", "level": level, "message": message})
 
+    def event(self, kind: str, data: Dict[str, Any]) -> None:
+        """Any other event kind (``stats`` from a running pipeline, ``sink``, ``source``)."""
+        payload = {"event": kind}
+        payload.update(data)
+        self._write(payload)
+
     def result(self, command: str, data: Dict[str, Any]) -> None:
         self._write({"event": "result", "command": command, "data": data})
 
@@ -88,4 +94,12 @@ def _human(event: Dict[str, Any]) -> str:
     if kind == "error":
         hint = " (hint: {})".format(event["hint"]) if event.get("hint") else ""
         return "error: {}{}".format(event["message"], hint)
+    if kind == "stats":
+        stages = event.get("stage_ms") or {}
+        parts = "  ".join("{} {:.1f} ms".format(k, v or 0.0) for k, v in stages.items())
+        return "fps {:.1f}  frames {}  dropped {}  {}".format(
+            event.get("fps") or 0.0, event.get("frames_out", "?"), event.get("dropped", 0), parts
+        )
+    if kind in ("sink", "source"):
+        return "{}: {}".format(kind, event.get("url") or event.get("message") or event)
     return json.dumps(event.get("data", event), indent=2, default=str)

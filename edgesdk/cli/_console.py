@@ -7,6 +7,8 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.live import Live
+from rich.text import Text
 
 err_console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False)
@@ -21,3 +23,9 @@ def print_json(data: Any) -> None:
 def next_step(command: str) -> None:
     """Print the exact next command to run."""
     err_console.print(f"[dim]next:[/dim] [bold]{command}[/bold]")
+
+
+def live_line(quiet: bool = False) -> Live:
+    """A one-line live status on stderr (silent with ``--json``)."""
+    console = Console(stderr=True, quiet=True) if quiet else err_console
+    return Live(Text("starting…"), console=console, transient=False, redirect_stdout=False)

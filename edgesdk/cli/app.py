@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from edgesdk import __version__
-from edgesdk.cli import demo, deploy, devices, eval, export, inspect, recipes, slim
+from edgesdk.cli import bench, demo, deploy, devices, eval, export, inspect, recipes, report, run, slim
 
 app = typer.Typer(
     name="edgesdk",
@@ -41,6 +41,6 @@ def _root(
     )
 
 
-for _group in (recipes, export, slim, eval, inspect, deploy, demo):
+for _group in (recipes, export, slim, eval, inspect, deploy, demo, report, run, bench):
     app.add_typer(_group.app)
 app.add_typer(devices.app, name="devices")

@@ -30,7 +30,10 @@ class Report:
     def label(self) -> str:
         d = self.data
         parts = [str(d.get("model", "?"))]
-        for key in ("precision", "backend", "device"):
+        precision, asked = d.get("precision"), d.get("requested_precision")
+        if precision:
+            parts.append(f"{precision} (asked {asked})" if asked and asked != precision else str(precision))
+        for key in ("backend", "device"):
             if d.get(key):
                 parts.append(str(d[key]))
         return " / ".join(parts)

@@ -1,0 +1,80 @@
+"""`edgesdk bench RECIPE --device D`: inference-only and end-to-end numbers from the device."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.text import Text
+
+from edgesdk import settings
+from edgesdk.cli._console import err_console, live_line, out_console, print_json
+from edgesdk.cli._params import AcceptNewOpt, DeviceOpt, JsonOpt, ModelDirOpt, OutOpt, RecipeArg
+from edgesdk.cli.run import DurationOpt, FramesOpt, stats_line
+from edgesdk.deploy.camera import bench_on_device
+from edgesdk.deploy.inventory import resolve_device
+from edgesdk.recipe import load_recipe
+from edgesdk.report import check_report, render_html, render_markdown
+
+app = typer.Typer()
+
+PrecisionsOpt = Annotated[
+    Optional[str], typer.Option("--precision", help="comma-separated: fp32,fp16,int8 (default: the recipe's)")
+]
+SourceOpt = Annotated[
+    Optional[str], typer.Option("--source", "-s", help="video/camera URI (default: the recipe's run.source)")
+]
+
+
+@app.command("bench")
+def bench_cmd(
+    recipe: RecipeArg,
+    device: DeviceOpt = None,
+    precision: PrecisionsOpt = None,
+    source: SourceOpt = None,
+    duration: DurationOpt = None,
+    frames: FramesOpt = None,
+    warmup: Annotated[int, typer.Option("--warmup", help="engine runs before timing")] = 10,
+    model_dir: ModelDirOpt = None,
+    output: OutOpt = None,
+    accept_new: AcceptNewOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deploy (if needed) and benchmark RECIPE on a device: engine alone, then the whole pipeline."""
+    spec = load_recipe(recipe)
+    target = resolve_device(device or "local")
+    precisions = [p.strip() for p in (precision or spec.build.precision).split(",") if p.strip()]
+    with live_line(as_json) as live:
+
+        def on_event(kind: str, data: dict[str, Any]) -> None:
+            if kind == "stats":
+                live.update(stats_line(data))
+            elif kind == "phase":
+                live.update(Text(str(data["what"])))
+
+        reports = bench_on_device(
+            target, spec, settings.work_dir(), precisions=precisions, source=source or spec.run.source,
+            frames=frames, duration=duration, warmup=warmup, model_dir=model_dir, accept_new=accept_new,
+            on_event=on_event,
+        )  # fmt: skip
+    folder = settings.work_dir() / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    for data in reports:
+        (folder / f"{spec.name}-{target.name}-{data['requested_precision']}.json").write_text(
+            json.dumps(data)
+        )
+    loaded = [check_report(data, f"{target.name}:{data['requested_precision']}") for data in reports]
+    if output is not None:
+        if output.suffix.lower() in (".html", ".htm"):
+            output.write_text(render_html(loaded, title=f"edgesdk bench: {spec.name} on {target.name}"))
+        else:
+            output.write_text(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
+        err_console.print(f"[green]wrote[/green] {output}")
+    if as_json:
+        print_json(reports if len(reports) > 1 else reports[0])
+        return
+    out_console.print(render_markdown(loaded), markup=False, highlight=False, soft_wrap=True)
+    err_console.print(
+        f"[dim]reports saved in {folder}; compare runs with `edgesdk report A.json B.json -o report.html`[/dim]"
+    )

@@ -1,0 +1,80 @@
+"""`edgesdk run RECIPE --device D --source URI`: camera inference on the device, stats on the host."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.text import Text
+
+from edgesdk import settings
+from edgesdk.cli._console import err_console, live_line, print_json
+from edgesdk.cli._params import AcceptNewOpt, DeviceOpt, JsonOpt
+from edgesdk.deploy.camera import run_on_device
+from edgesdk.deploy.inventory import resolve_device
+
+app = typer.Typer()
+
+SourceOpt = Annotated[
+    str,
+    typer.Option("--source", "-s", help="csi://0, v4l2:///dev/video0, rtsp://…, a video, an image, a folder"),
+]
+SinkOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--sink",
+        help="on the device: display://, out.mp4, mjpeg://:8080, det.jsonl, dir://frames/ (repeatable)",
+    ),
+]
+DurationOpt = Annotated[Optional[float], typer.Option("--duration", help="stop after this many seconds")]
+FramesOpt = Annotated[Optional[int], typer.Option("--frames", help="stop after this many frames")]
+ViewOpt = Annotated[
+    bool, typer.Option("--view", help="stream the annotated video to a browser on this machine")
+]
+
+
+def stats_line(data: dict[str, Any]) -> Text:
+    """One status line from a pipeline ``stats`` event."""
+    stages = "  ".join(f"{k} {v:.1f}" for k, v in (data.get("stage_ms") or {}).items() if v is not None)
+    return Text.from_markup(
+        f"[bold]{data.get('fps') or 0:.1f} FPS[/bold]  frames {data.get('frames_out', 0)}  "
+        f"dropped {data.get('dropped', 0)}  [dim]ms: {stages}[/dim]"
+    )
+
+
+@app.command("run")
+def run_cmd(
+    recipe: Annotated[str, typer.Argument(help="a deployed recipe")],
+    source: SourceOpt,
+    device: DeviceOpt = None,
+    sink: SinkOpt = None,
+    duration: DurationOpt = None,
+    frames: FramesOpt = None,
+    view: ViewOpt = False,
+    accept_new: AcceptNewOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a deployed recipe on a camera or video ON the device; FPS and per-stage ms stream here."""
+    target = resolve_device(device or "local")
+    with live_line(as_json) as live:
+
+        def on_event(kind: str, data: dict[str, Any]) -> None:
+            if kind == "stats":
+                live.update(stats_line(data))
+            elif kind == "sink" and data.get("view_url"):
+                err_console.print(f"[green]view:[/green] open [bold]{data['view_url']}[/bold] in a browser")
+            elif kind == "source":
+                err_console.print(f"[yellow]source:[/yellow] {data.get('message')}")
+
+        result = run_on_device(
+            target, recipe, settings.work_dir(), source=source, sinks=sink or [], frames=frames, duration=duration,
+            view=view, accept_new=accept_new, on_event=on_event,
+        )  # fmt: skip
+    summary = result.summary
+    if as_json:
+        print_json(summary)
+        return
+    err_console.print(
+        f"[green]done[/green] ({summary.get('stop_reason')}): {summary.get('frames_out')} frames, "
+        f"{summary.get('fps') or 0:.1f} FPS, {summary.get('dropped')} dropped"
+    )

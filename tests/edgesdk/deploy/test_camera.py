@@ -1,0 +1,110 @@
+"""`edgesdk run` / `bench` through the agent: on `local` and over the real loopback sshd (with --view)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from edgesdk.deploy.camera import bench_on_device, run_on_device
+from edgesdk.deploy.flow import deploy
+from edgesdk.deploy.inventory import LOCAL
+from edgesdk.errors import DeviceError
+from edgesdk.recipe import load_recipe, override
+from tests.sshd_fixture import SshServer
+
+GIF_FRAMES = 23  # head-pose-face-detection-female.gif (videos/README.md)
+
+
+@pytest.fixture()
+def gif(data_dir: Path) -> str:
+    return str(data_dir / "videos" / "head-pose-face-detection-female.gif")
+
+
+@pytest.fixture()
+def local_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "device-home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+def _yunet320():
+    return override(
+        load_recipe("yunet"), {"model.path": "yunet_n/yunet_n_320_320.onnx", "input.shape": [1, 3, 320, 320]}
+    )
+
+
+def test_run_local_whole_file_to_jsonl(local_home: Path, models_dir: Path, tmp_path: Path, gif: str) -> None:
+    [report] = deploy(_yunet320(), [LOCAL], tmp_path / "w", model_dir=models_dir)
+    assert report.ok, report.error
+    stats: list[dict] = []
+    result = run_on_device(LOCAL, "yunet", tmp_path / "w", source=gif, sinks=["faces.jsonl"],
+                           on_event=lambda k, d: stats.append(d) if k == "stats" else None)  # fmt: skip
+    assert result.summary["frames_out"] == GIF_FRAMES and result.summary["stop_reason"] == "end"
+    assert stats and stats[-1]["final"] is True
+    lines = (local_home / "faces.jsonl").read_text().splitlines()
+    assert len(lines) == GIF_FRAMES
+    assert (
+        sum(len(json.loads(line)["detections"]) for line in lines) >= GIF_FRAMES // 2
+    )  # one face, most frames
+
+
+def test_bench_local_report(local_home: Path, models_dir: Path, tmp_path: Path, gif: str) -> None:
+    [data] = bench_on_device(LOCAL, _yunet320(), tmp_path / "w", precisions=["fp32"], source=gif,
+                             warmup=2, model_dir=models_dir)  # fmt: skip
+    assert data["frames"] == GIF_FRAMES and data["dropped"] == 0
+    assert data["infer_fps"] > 0 and data["e2e_fps"] > 0
+    for stage in ("capture", "preprocess", "infer", "postprocess", "e2e", "infer_only"):
+        s = data["latency_ms"][stage]
+        assert s["p50"] <= s["p90"] <= s["p99"] <= s["max"]
+    assert data["precision"] == "fp32" and data["device"] == "local" and data["engine"]
+    assert Path(data["report_path"]).is_file()  # the agent kept its own copy on the device
+
+
+def test_run_not_deployed(local_home: Path, tmp_path: Path, gif: str) -> None:
+    with pytest.raises(DeviceError, match="not deployed"):
+        run_on_device(LOCAL, "yolox-nano", tmp_path / "w", source=gif)
+
+
+def test_run_over_ssh_with_view(
+    trusted_sshd: SshServer, models_dir: Path, tmp_path: Path, data_dir: Path
+) -> None:
+    device = trusted_sshd.device("cam", python=sys.executable)
+    [report] = deploy(_yunet320(), [device], tmp_path / "w", model_dir=models_dir)
+    assert report.ok, report.error
+    seen: dict[str, bytes] = {}
+
+    def fetch(url: str) -> None:
+        seen["page"] = urllib.request.urlopen(url, timeout=10).read()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "snapshot" not in seen:
+            try:
+                seen["snapshot"] = urllib.request.urlopen(url + "snapshot.jpg", timeout=10).read()
+            except urllib.error.HTTPError as err:  # 503 until the first frame is published
+                assert err.code == 503
+                time.sleep(0.2)
+
+    threads: list[threading.Thread] = []
+
+    def on_event(kind: str, data: dict) -> None:
+        if kind == "sink" and data.get("view_url"):
+            threads.append(threading.Thread(target=fetch, args=(data["view_url"],)))
+            threads[-1].start()
+
+    video = str(data_dir / "videos" / "one-by-one-person-detection.mp4")
+    result = run_on_device(
+        device, "yunet", tmp_path / "w", source=video, duration=4.0, view=True, on_event=on_event
+    )
+    for thread in threads:
+        thread.join(timeout=15)
+    assert result.view_url and result.view_url.startswith("http://127.0.0.1:")
+    assert b"<img" in seen["page"]
+    assert seen["snapshot"][:2] == b"\xff\xd8"  # a JPEG frame, forwarded over SSH
+    assert result.summary["stop_reason"] in ("duration", "end") and result.summary["frames_out"] > 0
