@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -39,6 +40,14 @@ def demo_cmd(
         out_console.print(
             f"  eval     mAP50 {e.map50 * 100:.1f}  mAP50-95 {e.map50_95 * 100:.1f} on {e.images} images "
             f"({e.images_per_s:.1f} images/s)"
+        )
+    if result.annotated is not None:
+        out_console.print(f"  images   annotated copies in {result.annotated}")
+    if result.bench is not None:
+        b = result.bench
+        out_console.print(
+            f"  bench    inference {b['infer_fps']:.1f} FPS, end to end {b['e2e_fps']:.1f} FPS on {b['frames']} "
+            f"frames of {Path(str(b.get('source'))).name}; report {result.report_html}"
         )
     next_step(
         f"edgesdk deploy {result.recipe} --device jetson01   (after `edgesdk devices add jetson01 --host …`)"

@@ -22,6 +22,9 @@ def test_demo_json(models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert data["deploy"]["ok"] is True and data["deploy"]["engine"]
     assert data["eval"]["images"] == 4 and 0.0 < data["eval"]["map50"] <= 1.0
     assert Path(data["model_dir"]) == models_dir
+    assert len(list(Path(data["annotated"]).glob("*.jpg"))) == 2  # bus.jpg and zidane.jpg, with boxes drawn
+    assert data["bench"]["frames"] == 23 and data["bench"]["e2e_fps"] > 0  # the whole face GIF
+    assert Path(data["report_html"]).read_text().startswith("<!doctype html>")
 
 
 def test_demo_without_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
