@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeagent.files import sha256_file
 from edgesdk import __version__
 from edgesdk.errors import ArtifactNotFound
 from edgesdk.recipe import Recipe
@@ -57,15 +58,6 @@ class Bundle:
     @property
     def total_bytes(self) -> int:
         return sum(entry.size for entry in self.files)
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, streamed in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def manifest_bytes(manifest: dict[str, Any]) -> bytes:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgeagent.files import sha256_file
 from edgesdk import __version__
 from edgesdk.errors import ArtifactNotFound, DatasetError, ParityError
 from edgesdk.graph.registry import FixContext
@@ -124,6 +125,7 @@ def parity_feeds(recipe: Recipe, images: Sequence[Path] | None, input_name: str)
         (feeds, description). Feeds are ``{input_name: NCHW float32}`` with the recipe's batch size.
     """
     import cv2
+
     from edgeagent.vision.preprocess import preprocess_batch
 
     count = recipe.export.parity_images
@@ -163,14 +165,6 @@ def split_plugin_fixes(
     return fixes, []
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _provenance(recipe: Recipe, source: Path, fixes: list[str]) -> dict[str, str]:
     # Only the sections that shape the graph: changing run thresholds or the build precision
     # must not change the model's bytes (the device would be sent the same model again).
@@ -181,7 +175,7 @@ def _provenance(recipe: Recipe, source: Path, fixes: list[str]) -> dict[str, str
         "edgesdk.version": __version__,
         "edgesdk.recipe": recipe.name,
         "edgesdk.graph_recipe_sha256": hashlib.sha256(recipe_json).hexdigest(),
-        "edgesdk.source_sha256": _sha256_file(source) if source.is_file() else "",
+        "edgesdk.source_sha256": sha256_file(source) if source.is_file() else "",
         "edgesdk.fixes": ",".join(fixes),
     }
 

@@ -12,6 +12,7 @@ import time
 from typing import Any, Callable, Dict, Optional
 
 from edgeagent.events import BadInput, BuildFailed, Emitter, MissingDependency
+from edgeagent.files import sha256_file
 from edgeagent.manifest import Manifest
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -20,14 +21,6 @@ PRECISIONS = ("fp32", "fp16", "int8")
 def agent_home(explicit: Optional[str] = None) -> str:
     """The agent's working folder: ``--home``, else ``EDGEAGENT_HOME``, else ``~/.edgeagent``."""
     return os.path.abspath(os.path.expanduser(explicit or os.environ.get("EDGEAGENT_HOME") or "~/.edgeagent"))
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def choose_backend(requested: str) -> str:

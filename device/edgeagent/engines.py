@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Union
+
+from edgeagent.files import atomic_write, sha256_file
 
 __all__ = [
     "FINGERPRINT_KEYS",
@@ -128,41 +128,6 @@ def fingerprint_key(fingerprint: Mapping[str, Any]) -> str:
     return hashlib.sha256(_canonical(fingerprint).encode("ascii")).hexdigest()
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(str(folder), os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder, fsync and ``os.replace``.
-
-    Readers see the old file or the new one, never a partial one; on any failure the temp
-    file is removed and the exception propagates.
-    """
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, str(path))
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
 def _json_bytes(obj: Mapping[str, Any]) -> bytes:
     return (json.dumps(dict(obj), indent=2, sort_keys=True) + "\n").encode("utf-8")
 
@@ -214,7 +179,7 @@ class EngineCache:
             return None
         if size != sidecar.get("size"):
             return None
-        if verify and _sha256_file(path) != sidecar.get("sha256"):
+        if verify and sha256_file(path) != sidecar.get("sha256"):
             return None
         return ActiveEngine(key, path, sidecar)
 
@@ -359,11 +324,3 @@ class EngineCache:
         for leftover in list(self.root.glob("engines/*/.*.tmp")) + list(self.root.glob("active/.*.tmp")):
             leftover.unlink()
         return removed
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

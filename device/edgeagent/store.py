@@ -15,7 +15,6 @@ Nothing here is ever modified in place: a push interrupted at any byte leaves on
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -26,6 +25,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from edgeagent.events import AgentError, BadInput
+from edgeagent.files import atomic_write, sha256_file
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
@@ -48,29 +48,6 @@ def _check_name(value: str) -> str:
     if not _NAME.match(value):
         raise BadInput(f"not a recipe name: {value!r}")
     return value
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _fsync_write(path: str, data: bytes) -> None:
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class Store:
@@ -180,7 +157,7 @@ class Store:
         state = self.deployment(recipe)
         history = [b for b in [state["current"]] + state["history"] if b and b != bundle_id][:KEEP_HISTORY]
         record = {"current": bundle_id, "history": history, "activated": round(time.time(), 3)}
-        _fsync_write(self.path("deployments", recipe + ".json"), json.dumps(record, sort_keys=True).encode())
+        atomic_write(self.path("deployments", recipe + ".json"), json.dumps(record, sort_keys=True).encode())
         return record
 
     def rollback(self, recipe: str) -> Dict[str, Any]:
@@ -193,7 +170,7 @@ class Store:
         record = {"current": previous, "history": ([state["current"]] if state["current"] else []) + rest}
         record["history"] = record["history"][:KEEP_HISTORY]
         record["activated"] = round(time.time(), 3)
-        _fsync_write(self.path("deployments", recipe + ".json"), json.dumps(record, sort_keys=True).encode())
+        atomic_write(self.path("deployments", recipe + ".json"), json.dumps(record, sort_keys=True).encode())
         return record
 
     # -- lock
@@ -225,7 +202,7 @@ class Store:
                     ),
                     "wait for it to finish, or pass --force-unlock if it died",
                 ) from None
-            _fsync_write(os.path.join(folder, "owner.json"), json.dumps(info).encode())
+            atomic_write(os.path.join(folder, "owner.json"), json.dumps(info).encode())
             return info
         raise LockBusy(f"could not take the deploy lock in {folder}")
 

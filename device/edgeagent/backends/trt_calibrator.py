@@ -189,7 +189,7 @@ def make_entropy_calibrator(
     except ImportError as err:
         raise BackendError(NO_TENSORRT + "; calibration also needs pycuda (pip3 install pycuda)") from err
 
-    from edgeagent.engines import atomic_write
+    from edgeagent.files import atomic_write
 
     write_path = Path(cache_path)
     read_paths = [Path(host_cache) if host_cache is not None else None, write_path]
