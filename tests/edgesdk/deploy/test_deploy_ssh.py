@@ -156,6 +156,19 @@ def test_group_deploy_one_bad_device(trusted_sshd: SshServer, models_dir: Path, 
     assert not by_name["bad"].ok and "127.0.0.1" in (by_name["bad"].error or "")
 
 
+def test_hostile_file_names(trusted_sshd: SshServer, models_dir: Path, tmp_path: Path) -> None:
+    """A model file named like a shell injection deploys fine and runs nothing."""
+    evil_dir = tmp_path / "we ird $(touch PWNED) `touch PWNED2`"
+    evil_dir.mkdir()
+    evil = evil_dir / "m;$(touch PWNED3)'\"\né.onnx"
+    evil.write_bytes((models_dir / "yunet_n" / "yunet_n_640_640.onnx").read_bytes())
+    recipe = override(load_recipe("yunet"), {"name": "yunet-evil"})
+    [report] = deploy(recipe, [_device(trusted_sshd)], tmp_path / "w", model=evil, model_dir=models_dir)
+    assert report.ok, report.error
+    for root in (tmp_path, trusted_sshd.home, Path.cwd()):
+        assert not list(root.rglob("PWNED*"))
+
+
 def test_hostile_recipe_name(trusted_sshd: SshServer, models_dir: Path, tmp_path: Path) -> None:
     # Recipe names are validated to [a-z0-9._-]; the device path and argv stay safe by construction.
     base = load_recipe("yunet")
