@@ -159,6 +159,13 @@ def apply_plan(
     _check_plan(analysis, plan)
     kept = plan.kept()
     apply_masks(graph, analysis, kept)
+    removed = [b for b in plan.blocks if b.get("removed")]
+    if removed:
+        from edgesdk.slim.blocks import remove_blocks
+
+        remove_blocks(graph, [b["add"] for b in removed], {b["add"]: b["shortcut"] for b in removed})
+        with quiet_gs():
+            graph.cleanup()
     if reconstruct is not None and kept:
         reconstruct(graph, analysis, kept)
     return finish(graph, model)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import onnx_graphsurgeon as gs
@@ -31,6 +31,7 @@ from edgesdk.graph._util import constant_value
 from edgesdk.slim.groups import ChannelAnalysis, ChannelGroup, Member
 
 Normalizer = Literal["mean", "max", "none"]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Unscorable(Exception):
@@ -62,6 +63,9 @@ class ScoreContext:
 
 
 Criterion = Callable[[ChannelGroup, ScoreContext], np.ndarray]
+"""Scores the channels of one group: ``(group, ctx) -> [group.size]``."""
+
+Kind = Literal["channel", "block"]
 
 
 @dataclass(frozen=True)
@@ -76,32 +80,40 @@ class CriterionInfo:
             Slimming compares BN gammas).
         needs_images: whether the method samples activations from images.
         summary: one line for ``--help`` and reports.
+        kind: ``channel`` (``fn`` is a :data:`Criterion`) or ``block`` (``fn`` scores whole
+            residual branches, see :mod:`edgesdk.slim.blocks`).
     """
 
     name: str
-    fn: Criterion
+    fn: Callable[..., Any]
     normalize: Normalizer
     needs_images: bool
     summary: str
+    kind: Kind = "channel"
 
 
 _CRITERIA: dict[str, CriterionInfo] = {}
 
 
 def register_criterion(
-    name: str, *, normalize: Normalizer = "mean", needs_images: bool = False, summary: str = ""
-) -> Callable[[Criterion], Criterion]:
+    name: str,
+    *,
+    normalize: Normalizer = "mean",
+    needs_images: bool = False,
+    summary: str = "",
+    kind: Kind = "channel",
+) -> Callable[[F], F]:
     """Register a criterion under ``name``.
 
     Raises:
         EdgeSdkInternalError: ``name`` is taken.
     """
 
-    def register(fn: Criterion) -> Criterion:
+    def register(fn: F) -> F:
         if name in _CRITERIA:
             raise EdgeSdkInternalError(f"criterion {name!r} registered twice")
         _CRITERIA[name] = CriterionInfo(
-            name, fn, normalize, needs_images, summary or (fn.__doc__ or "").strip()
+            name, fn, normalize, needs_images, summary or (fn.__doc__ or "").strip(), kind
         )
         return fn
 
@@ -110,6 +122,8 @@ def register_criterion(
 
 def _load() -> None:
     """Import the modules that register more criteria (data-driven ones)."""
+    import edgesdk.slim.blocks  # noqa: F401
+    import edgesdk.slim.datadriven  # noqa: F401
 
 
 def criterion(name: str) -> CriterionInfo:

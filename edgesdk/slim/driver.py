@@ -47,7 +47,7 @@ def _calibration(
     if images is None:
         raise PruneError(
             f"method {method!r} samples activations from images, but no image folder was given",
-            hint="pass --images DIR (any folder of representative images; 32 are used by default)",
+            hint="pass --images DIR (any folder of representative images; recipe slim.images of them are used, 64 by default)",
         )
     from edgesdk.slim.activations import calibration_feeds
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnx_graphsurgeon as gs
 
 from edgesdk.errors import ArtifactNotFound, PruneError
 from edgesdk.graph.io import model_bytes, to_graph
@@ -67,6 +68,8 @@ class SlimPlan:
         groups: every group that has a source layer, prunable or not.
         reconstruct: apply least-squares reconstruction of the consumers (data-driven methods).
         notes: anything the reader of the plan should know.
+        blocks: residual branches (``sss``): per block its Add, shortcut, branch nodes,
+            FLOPs, score and whether it is removed.
     """
 
     method: str
@@ -79,6 +82,7 @@ class SlimPlan:
     groups: list[GroupPlan]
     reconstruct: bool = False
     notes: list[str] = field(default_factory=list)
+    blocks: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def removed_flops(self) -> float:
@@ -204,6 +208,8 @@ def make_plan(
     graph = prepare(to_graph(model))
     analysis = analyze(graph)
     ctx = ScoreContext(graph, analysis, seed, dict(extras or {}))
+    if criterion(method).kind == "block":
+        return _block_plan(model, graph, analysis, ctx, method, ratio, scope, round_to)
     scores, unscorable = _score(analysis, ctx, method)
     if not scores:
         why = next(iter(unscorable.values()), "no channel group can be pruned (all are pinned)")
@@ -237,4 +243,40 @@ def make_plan(
         groups=groups,
         reconstruct=bool(ctx.extras.get("reconstruct", False)),
         notes=[f"{len(unscorable)} group(s) not scorable by {method}"] if unscorable else [],
+    )
+
+
+def _block_plan(
+    model: onnx.ModelProto,
+    graph: gs.Graph,
+    analysis: ChannelAnalysis,
+    ctx: ScoreContext,
+    method: str,
+    ratio: float,
+    scope: Scope,
+    round_to: int,
+) -> SlimPlan:
+    """A plan that removes whole residual branches (``sss``); no channel is cut."""
+    from edgesdk.slim.blocks import block_plan_entries, choose_blocks, find_blocks
+
+    blocks = find_blocks(graph)
+    if not blocks:
+        raise PruneError(
+            f"{method} found no residual block (x + F(x)) in this model",
+            hint="use a channel method: l1, bn, thinet or lasso",
+        )
+    scores = np.asarray(criterion(method).fn(blocks, ctx), dtype=np.float64)
+    total = cost_model(graph, analysis).flops()
+    chosen, removed = choose_blocks(blocks, scores, total, ratio)
+    return SlimPlan(
+        method=method,
+        scope=scope,
+        ratio=ratio,
+        round_to=round_to,
+        model_sha256=model_sha256(model),
+        flops_before=total,
+        flops_after=total - removed,
+        groups=[_group_plan(g, None, None, None) for g in analysis.groups if g.sources],
+        notes=[f"{len(chosen)} of {len(blocks)} residual branch(es) removed"],
+        blocks=block_plan_entries(blocks, scores, chosen),
     )

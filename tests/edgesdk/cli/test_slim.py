@@ -101,3 +101,29 @@ def test_error_is_one_line_without_traceback(models_dir: Path) -> None:
     assert proc.returncode == 1, proc.stderr
     assert "error:" in proc.stderr and "at most" in proc.stderr and "hint:" in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_thinet_samples_images_and_refits(models_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    images = str(data_dir / "sample_images")
+    result = _run(models_dir, "--method", "thinet", "--ratio", "0.2", "--images", images,
+                  "-o", str(tmp_path / "t.onnx"), "--latency-runs", "0", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["calibration"] == {"images": images, "count": 2}
+    assert data["plan"]["reconstruct"] and any("least squares" in n for n in data["notes"])
+    assert data["ratios"]["flops"] <= 0.8
+    onnx.checker.check_model(onnx.load(str(tmp_path / "t.onnx")))
+
+
+def test_sss_removes_residual_branches(models_dir: Path, data_dir: Path) -> None:
+    result = _run(models_dir, "--method", "sss", "--ratio", "0.2", "--images", str(data_dir / "sample_images"),
+                  "--dry-run", "--latency-runs", "0", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)["plan"]
+    removed = [b for b in plan["blocks"] if b["removed"]]
+    assert removed and plan["removed_flops"] >= 0.2 and all(g["removed"] == 0 for g in plan["groups"])
+
+
+def test_data_methods_need_images(models_dir: Path) -> None:
+    result = _run(models_dir, "--method", "lasso", "--dry-run", "--latency-runs", "0")
+    assert isinstance(result.exception, PruneError) and "no image folder" in str(result.exception)

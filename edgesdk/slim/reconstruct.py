@@ -1,0 +1,237 @@
+"""Least-squares reconstruction: refit the layers that lost input channels.
+
+After slicing, every consumer (Conv with ``group=1``, Gemm) whose input lost channels gets
+new weights and bias solving ``min ||X_kept W' + b' - Y||^2`` (ridge-regularised), where
+``Y`` is what the ORIGINAL layer computed on the calibration images and ``X_kept`` is what
+the SLIM model now feeds it (He et al. 2017; ThiNet's rescaling is the special case of one
+scale per channel). Consumers are refitted level by level in graph order, so a layer is
+fitted on inputs already produced by refitted upstream layers (errors do not pile up).
+
+Invariants: shapes, names and attributes are untouched; only the consumers' weight and
+bias constants change (a bias input is added where a layer had none).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+
+from edgesdk.graph._util import constant_value, is_empty_input, static_shape
+from edgesdk.graph.io import to_graph
+from edgesdk.slim.activations import ConvWindow, Feed, Probe, patches, sample_positions
+from edgesdk.slim.apply import Reconstructor
+from edgesdk.slim.groups import ChannelAnalysis, prepare
+from edgesdk.slim.handlers import set_const
+
+log = logging.getLogger(__name__)
+
+RIDGE = 1e-4
+"""Ridge strength relative to the mean diagonal of ``X^T X``."""
+
+
+@dataclass
+class _Target:
+    """One consumer to refit: where it was sampled and what the original computed there."""
+
+    name: str
+    out_mask: np.ndarray | None
+    positions: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    targets: list[np.ndarray] = field(default_factory=list)
+
+
+def _rows(node: gs.Node, x: np.ndarray, oy: np.ndarray, ox: np.ndarray) -> np.ndarray:
+    """Inputs of the sampled rows: conv patches ``[S, C*k]`` or Gemm rows ``[N, K]``."""
+    if node.op == "Gemm":
+        return x
+    return patches(x, ConvWindow.of(node), oy, ox).reshape(len(oy), -1)
+
+
+def _matrix(node: gs.Node) -> tuple[np.ndarray, np.ndarray]:
+    """``(W [O, C*k], b [O])`` such that ``rows @ W.T + b`` is the layer's output."""
+    weight = np.asarray(constant_value(node.inputs[1]), dtype=np.float64)
+    if node.op == "Gemm":
+        weight = weight if int(node.attrs.get("transB", 0)) else weight.T
+    weight = weight.reshape(weight.shape[0], -1)
+    bias_input = node.inputs[2] if len(node.inputs) > 2 and not is_empty_input(node.inputs[2]) else None
+    bias = (
+        np.zeros(weight.shape[0])
+        if bias_input is None
+        else np.asarray(constant_value(bias_input), np.float64)
+    )
+    return weight, np.broadcast_to(bias.reshape(-1), (weight.shape[0],)).copy()
+
+
+def _refittable(node: gs.Node) -> bool:
+    if node.op == "Gemm":
+        plain = float(node.attrs.get("alpha", 1.0)) == 1.0 and float(node.attrs.get("beta", 1.0)) == 1.0
+        return plain and not int(node.attrs.get("transA", 0))
+    return (
+        node.op == "Conv"
+        and int(node.attrs.get("group", 1)) == 1
+        and len(static_shape(node.inputs[1]) or ()) == 4
+    )
+
+
+def _downstream(graph: gs.Graph, changed: set[str]) -> set[str]:
+    """Names of the nodes that read, directly or not, a tensor in ``changed``."""
+    dirty = set(changed)
+    found = set()
+    for node in graph.nodes:
+        if any(t.name in dirty for t in node.inputs):
+            found.add(node.name)
+            dirty.update(t.name for t in node.outputs)
+    return found
+
+
+def _levels(graph: gs.Graph, names: set[str]) -> dict[str, int]:
+    """For each consumer to refit, how many refitted layers lie on the longest path above it."""
+    depth: dict[str, int] = {}
+    levels: dict[str, int] = {}
+    for node in graph.nodes:
+        d = max((depth.get(t.name, 0) for t in node.inputs), default=0)
+        if node.name in names:
+            levels[node.name] = d
+            d += 1
+        for tensor in node.outputs:
+            depth[tensor.name] = d
+    return levels
+
+
+def _positions_per_image(node: gs.Node, images: int) -> int:
+    """Enough rows for about 3x as many equations as unknowns (``C*k + 1`` per output), 32..1024."""
+    shape = static_shape(node.inputs[1]) or (1, 1)
+    unknowns = int(np.prod(shape[1:])) + 1
+    return int(np.clip(3 * unknowns // max(1, images) + 1, 32, 1024))
+
+
+def _sample_targets(
+    original: gs.Graph, targets: dict[str, _Target], feeds: Sequence[Feed], rng: np.random.Generator
+) -> None:
+    nodes = {n.name: n for n in original.nodes}
+    images = sum(len(next(iter(f.values()))) for f in feeds)
+    probe = Probe(original, [nodes[name].inputs[0].name for name in targets])
+    for outputs in probe.run(feeds):
+        for name, target in targets.items():
+            node = nodes[name]
+            weight, bias = _matrix(node)
+            if target.out_mask is not None:
+                weight, bias = weight[target.out_mask], bias[target.out_mask]
+            batch = outputs[node.inputs[0].name]
+            for x in [batch] if node.op == "Gemm" else list(batch):
+                if node.op == "Gemm":
+                    oy = ox = np.zeros(0, dtype=np.int64)
+                else:
+                    shape = static_shape(node.outputs[0]) or (0, 0, 1, 1)
+                    oy, ox = sample_positions(rng, (shape[2], shape[3]), _positions_per_image(node, images))
+                target.positions.append((oy, ox))
+                target.targets.append((_rows(node, x, oy, ox) @ weight.T + bias).astype(np.float32))
+
+
+def _solve(xtx: np.ndarray, xty: np.ndarray) -> np.ndarray:
+    ridge = RIDGE * float(np.mean(np.diag(xtx))) + 1e-12
+    system = xtx + ridge * np.eye(len(xtx))
+    try:
+        return np.linalg.solve(system, xty)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(system, xty, rcond=None)[0]
+
+
+def _write(node: gs.Node, solution: np.ndarray) -> None:
+    weight, bias = solution[:-1].T, solution[-1]  # [O, C*k], [O]
+    old = np.asarray(constant_value(node.inputs[1]))
+    if node.op == "Gemm" and not int(node.attrs.get("transB", 0)):
+        set_const(node, 1, weight.T.astype(old.dtype))
+    else:
+        set_const(node, 1, weight.reshape(old.shape).astype(old.dtype))
+    if len(node.inputs) > 2 and not is_empty_input(node.inputs[2]):
+        old_bias = np.asarray(constant_value(node.inputs[2]))
+        shape = old_bias.shape if old_bias.size == bias.size else bias.shape  # a broadcast Gemm C grows
+        set_const(node, 2, bias.astype(np.float32).reshape(shape))
+    elif len(node.inputs) > 2:  # an empty optional bias input
+        node.inputs[2] = gs.Constant(f"{node.name}__bias", bias.astype(np.float32))
+    else:
+        node.inputs.append(gs.Constant(f"{node.name}__bias", bias.astype(np.float32)))
+
+
+def _refit_level(
+    graph: gs.Graph, names: list[str], targets: dict[str, _Target], feeds: Sequence[Feed]
+) -> None:
+    nodes = {n.name: n for n in graph.nodes}
+    probe = Probe(graph, [nodes[name].inputs[0].name for name in names])
+    sums: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    counters = dict.fromkeys(names, 0)
+    for outputs in probe.run(feeds):
+        for name in names:
+            node, target = nodes[name], targets[name]
+            batch = outputs[node.inputs[0].name]
+            for x in [batch] if node.op == "Gemm" else list(batch):
+                oy, ox = target.positions[counters[name]]
+                y = target.targets[counters[name]].astype(np.float64)
+                counters[name] += 1
+                rows = _rows(node, x, oy, ox).astype(np.float64)
+                rows = np.concatenate([rows, np.ones((len(rows), 1))], axis=1)
+                xtx, xty = sums.get(name, (0.0, 0.0))
+                sums[name] = (xtx + rows.T @ rows, xty + rows.T @ y)  # type: ignore[assignment]
+    for name in names:
+        _write(nodes[name], _solve(*sums[name]))
+
+
+def refit(
+    graph: gs.Graph,
+    analysis: ChannelAnalysis,
+    kept: Mapping[int, Sequence[int]],
+    original: onnx.ModelProto,
+    feeds: Sequence[Feed],
+    *,
+    seed: int = 0,
+    downstream: bool = False,
+) -> int:
+    """Refit, in place, every consumer of ``graph`` whose input lost channels.
+
+    Args:
+        graph: the pruned graph (``apply_masks`` done).
+        analysis / kept: what was pruned (the analysis of the unpruned graph).
+        original: the unpruned model (targets are computed on it).
+        feeds: calibration feeds.
+        seed: for the sampled positions.
+
+    Returns:
+        The number of layers refitted.
+    """
+    masks = analysis.keep_masks(kept)
+    nodes = {n.name: n for n in graph.nodes}
+    if downstream:
+        names = sorted(_downstream(graph, set(masks)) & {n for n, node in nodes.items() if _refittable(node)})
+    else:
+        names = sorted(
+            {
+                m.node
+                for g in analysis.groups
+                for m in g.role("consumer")
+                if m.tensor in masks and m.node in nodes and _refittable(nodes[m.node])
+            }
+        )
+    if not names or not feeds:
+        return 0
+    targets = {name: _Target(name, masks.get(nodes[name].outputs[0].name)) for name in names}
+    _sample_targets(prepare(to_graph(original)), targets, feeds, np.random.default_rng(seed))
+    levels = _levels(graph, set(names))
+    for level in sorted(set(levels.values())):
+        batch = [name for name in names if levels[name] == level]
+        log.info("refitting %d layer(s) at level %d", len(batch), level)
+        _refit_level(graph, batch, targets, feeds)
+    return len(names)
+
+
+def reconstructor(original: onnx.ModelProto, feeds: Sequence[Feed], *, seed: int = 0) -> Reconstructor:
+    """A reconstruction step for :func:`edgesdk.slim.apply.apply_plan` (see :func:`refit`)."""
+
+    def run(graph: gs.Graph, analysis: ChannelAnalysis, kept: Mapping[int, Sequence[int]]) -> None:
+        refit(graph, analysis, kept, original, feeds, seed=seed)
+
+    return run
