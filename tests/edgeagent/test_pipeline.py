@@ -171,7 +171,7 @@ def test_a_failing_stage_is_named_and_everything_stops(
         pipeline.run()
     assert info.value.stage == "sink" and isinstance(info.value.__cause__, ValueError)
     assert sink.closed and len(sink.frames) == 3
-    assert not [t for t in threading.enumerate() if t.name in STAGES]
+    assert not [t for t in threading.enumerate() if t.name in STAGES and t.is_alive()]
 
 
 def test_a_decoder_error_names_postprocess(face_backend: Backend, face_recipe: dict, walking: str) -> None:
@@ -202,16 +202,21 @@ def test_a_sink_can_end_the_run_cleanly(face_backend: Backend, face_recipe: dict
 
 
 def test_ctrl_c_shuts_down_cleanly(face_backend: Backend, face_recipe: dict, walking: str) -> None:
+    class CtrlC(Recorder):
+        """Presses Ctrl-C (SIGINT to this process) once frames flow, so run() is surely waiting."""
+
+        def write(self, frame: Frame, detections: Detections, stats: Mapping[str, Any]) -> None:
+            super().write(frame, detections, stats)
+            if frame.index == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+
     source = open_source(walking, fps=25, loop=-1)
-    pipeline = Pipeline(source, face_backend, face_recipe, [Recorder()])
-    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
+    pipeline = Pipeline(source, face_backend, face_recipe, [CtrlC()])
     start = time.monotonic()
     stats = pipeline.run(duration=20)
-    timer.join()
     assert stats.stop_reason == "interrupted"
     assert time.monotonic() - start < 5.0
-    assert not [t for t in threading.enumerate() if t.name in STAGES]
+    assert not [t for t in threading.enumerate() if t.name in STAGES and t.is_alive()]
 
 
 def test_progress_callback(face_backend: Backend, face_recipe: dict, walking: str) -> None:
