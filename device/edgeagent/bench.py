@@ -101,7 +101,7 @@ def bench(
     duration: Optional[float] = None,
     telemetry: Optional[TelemetrySampler] = None,
     sinks: Sequence[Sink] = (),
-    queue_size: int = 2,
+    queue_size: Optional[int] = None,
     infer_iterations: Optional[int] = None,
     versions: Optional[Dict[str, Any]] = None,
     on_stats: Optional[StatsCallback] = None,
@@ -117,7 +117,7 @@ def bench(
         duration: end-to-end: stop after this many seconds.
         telemetry: a sampler (started and stopped here); None or unavailable: power etc. are null.
         sinks: sinks for the end-to-end part (e.g. a video file, MJPEG).
-        queue_size: the pipeline's queue size.
+        queue_size: the pipeline's queue size (default: 1 for live sources, 2 for files).
         infer_iterations: engine-alone runs (default: ``frames``, else ``duration`` seconds, else 200).
         versions: passed through into the report (e.g. from ``edgeagent info``).
         on_stats: the pipeline's progress callback.
@@ -181,7 +181,7 @@ def bench(
             "warmup": warmup,
             "frames": frames,
             "duration": duration,
-            "queue_size": queue_size,
+            "queue_size": pipeline.queue_size,
             "infer_iterations": int(infer_times.size),
         },  # fmt: skip
         "infer_fps": infer_fps,

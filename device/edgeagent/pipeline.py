@@ -128,7 +128,8 @@ class Pipeline:
         backend: a backend (activated by :meth:`run` when it is not active yet).
         params: a :class:`ModelParams`, manifest or resolved recipe (see :func:`model_params`).
         sinks: where frames go (may be empty: inference and decode still run).
-        queue_size: frames each queue holds (>= 1).
+        queue_size: frames each queue holds (>= 1). Default: 1 for a live source (each slot before
+            the slowest stage adds one frame period of latency and no throughput), 2 for files.
         on_stats: called from the sink thread about every ``stats_interval`` seconds, and once at
             the end, with a JSON-able progress dict (see :meth:`PipelineStats.progress`).
         stats_interval: seconds between ``on_stats`` calls.
@@ -145,7 +146,7 @@ class Pipeline:
         params: Any,
         sinks: Sequence[Sink] = (),
         *,
-        queue_size: int = 2,
+        queue_size: Optional[int] = None,
         on_stats: Optional[StatsCallback] = None,
         stats_interval: float = 1.0,
         draw: bool = True,
@@ -156,6 +157,8 @@ class Pipeline:
                 f"{self.params.name}: input batch {self.params.batch}; camera inference runs batch 1",
                 "export the model with batch 1 (input.shape: [1, C, H, W]) for run/bench",
             )
+        if queue_size is None:
+            queue_size = 1 if source.live else 2
         if queue_size < 1:
             raise BadInput(f"queue_size must be >= 1, got {queue_size}")
         self.source, self.backend, self.sinks = source, backend, list(sinks)

@@ -124,7 +124,9 @@ def test_live_source_drops_the_oldest_frames(face_backend: Backend, face_recipe:
     # A 35-frame GIF read as a 200 fps "camera": far faster than the model, so frames must drop.
     sink = Recorder(delay_s=0.02)
     source = open_source(walking, fps=200, live=True, loop=1)
-    stats = Pipeline(source, face_backend, face_recipe, [sink], queue_size=1).run()
+    pipeline = Pipeline(source, face_backend, face_recipe, [sink])
+    assert pipeline.queue_size == 1  # live default: least latency
+    stats = pipeline.run()
     assert stats.dropped > 0
     assert stats.frames_in == stats.frames_out + stats.dropped == 70
     indices = [f.index for f in sink.frames]
@@ -147,7 +149,8 @@ def test_frames_in_flight_stay_bounded(face_backend: Backend, face_recipe: dict,
             in_flight.append(pipeline.stats.frames_in - pipeline.stats.frames_out)
             time.sleep(0.01)
 
-    pipeline = Pipeline(open_source(walking), face_backend, face_recipe, [Probe()], queue_size=2)
+    pipeline = Pipeline(open_source(walking), face_backend, face_recipe, [Probe()])
+    assert pipeline.queue_size == 2  # file default
     pipeline.run()
     # 4 queues of 2, one frame inside each of 5 stages: never more, however long the file
     assert max(in_flight) <= 4 * 2 + 5
