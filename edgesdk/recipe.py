@@ -254,7 +254,7 @@ class SlimSpec(_Strict):
         default="global", description="one score threshold across layers, or the same fraction per layer"
     )
     images: int = Field(
-        default=32, ge=1, le=1024, description="calibration images sampled by thinet/lasso/sss"
+        default=64, ge=1, le=1024, description="calibration images sampled by thinet/lasso/sss"
     )
 
 

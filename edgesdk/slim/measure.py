@@ -109,14 +109,17 @@ def latencies(
 
 
 def accuracy(
-    recipe: Recipe, data: Path, model: onnx.ModelProto, *, limit: int | None = None
+    recipe: Recipe, data: Path, model: onnx.ModelProto, *, limit: int | None = None, min_size: float = 0.0
 ) -> tuple[float, float]:
     """(mAP50, mAP50-95) of ``model`` with the recipe's pre/post-processing on a labelled folder.
+
+    ``limit`` and ``min_size`` are :func:`edgesdk.eval.runner.evaluate`'s (first N images;
+    ignore ground-truth boxes with a side below ``min_size`` px).
 
     Raises:
         ArtifactNotFound / DatasetError: see :func:`edgesdk.eval.runner.evaluate`.
     """
     from edgesdk.eval.runner import evaluate
 
-    result = evaluate(recipe, data, limit=limit, model_override=model)
+    result = evaluate(recipe, data, limit=limit, min_size=min_size, model_override=model)
     return result.map50, result.map50_95

@@ -1,0 +1,177 @@
+"""Benchmark: slimming every real model with every method that applies, at 30 % and 50 % FLOPs.
+
+Per (model, method, ratio): params, FLOPs (2 x MACs of Conv/Gemm), onnxruntime CPU latency
+ratio (slim / original, median of interleaved runs, 1 thread) and mAP50 before/after
+WITHOUT fine-tuning. COCO models are scored on ``coco_val2017_first128`` and calibrated
+(thinet, lasso, sss) on ``coco128`` (train images, disjoint); face models are scored on the
+first ``--face-eval`` images of ``widerface_val200_416`` (faces below ``--face-min-size`` px
+ignored, as in bench_eval) and calibrated on the images after those. ``bn`` runs on the
+models that keep BatchNormalization: Ultra-Light RFB-320, YOLOv5n ``_bn_unfused`` and
+Yolo-Fastest imported with ``fuse_bn: false``.
+
+Prints Markdown tables on stdout (progress on stderr); ``--json FILE`` also writes every row.
+Not collected by pytest (not ``test_*.py``).
+
+Usage::
+
+    python tests/benchmarks/bench_slim.py [--models a,b] [--methods l1,thinet] [--ratios 0.3,0.5]
+        [--images 64] [--limit N] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import onnxruntime
+
+from edgesdk import settings
+from edgesdk.errors import PruneError
+from edgesdk.export import export_recipe, list_images
+from edgesdk.recipe import Recipe, load_recipe, override
+from edgesdk.slim.activations import calibration_feeds
+from edgesdk.slim.apply import apply_plan
+from edgesdk.slim.measure import accuracy, latencies, static_stats
+from edgesdk.slim.plan import make_plan
+from edgesdk.slim.reconstruct import reconstructor
+
+COCO = ("yolox-nano", "yolo-fastest", "yolov5n")
+FACES = ("retinaface-mnet", "yunet", "ultraface-rfb320")
+METHODS = ("l1", "bn", "thinet", "lasso", "sss")
+BN_SOURCE: dict[str, tuple[str | None, dict[str, Any]]] = {
+    "yolov5n": ("yolov5n_coco/yolov5n_bn_unfused.onnx", {}),
+    "yolo-fastest": (None, {"model.fuse_bn": False}),
+    "ultraface-rfb320": (None, {}),
+}
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class Subject:
+    """One model variant: its recipe, exported model, data and baseline numbers (computed once)."""
+
+    def __init__(self, name: str, bn: bool, shared: Path, args: argparse.Namespace, calib_dir: Path) -> None:
+        model, updates = BN_SOURCE[name] if bn else (None, {})
+        recipe = load_recipe(name)
+        self.recipe: Recipe = override(recipe, updates, "bench") if updates else recipe
+        self.label = name + (" (BN kept)" if bn and name != "ultraface-rfb320" else "")
+        models = shared / "models"
+        path = models / model if model else None
+        self.model = export_recipe(self.recipe, model_dir=models, model=path, check_parity=False).model
+        face = name in FACES
+        self.data = shared / "data" / ("widerface_val200_416" if face else "coco_val2017_first128")
+        self.limit = args.face_eval if face else args.limit
+        self.min_size = args.face_min_size if face else 0.0
+        self.feeds, self.calib_count = calibration_feeds(self.recipe, self.model, calib_dir, args.images)
+        self.stats = static_stats(self.model)
+        self.map50, _ = accuracy(self.recipe, self.data, self.model, limit=self.limit, min_size=self.min_size)
+
+
+def _face_calibration(shared: Path, skip: int, tmp: Path) -> Path:
+    """The WIDER images after the first ``skip`` (disjoint from the evaluated ones), as a folder."""
+    folder = tmp / "wider_calib"
+    folder.mkdir(exist_ok=True)
+    for path in list_images(shared / "data" / "widerface_val200_416" / "images")[skip:]:
+        (folder / path.name).symlink_to(path)
+    return folder
+
+
+def _row(subject: Subject, method: str, ratio: float, args: argparse.Namespace) -> dict[str, Any]:
+    row: dict[str, Any] = {"model": subject.label, "method": method, "ratio": ratio}
+    started = time.perf_counter()
+    try:
+        plan = make_plan(subject.model, method=method, ratio=ratio, extras={"feeds": subject.feeds})
+    except PruneError as err:
+        return {**row, "error": str(err)}
+    refit = reconstructor(subject.model, subject.feeds) if plan.reconstruct else None
+    slim = apply_plan(subject.model, plan, reconstruct=refit)
+    seconds = time.perf_counter() - started
+    after = static_stats(slim)
+    before_ms, after_ms = latencies([subject.model, slim], runs=args.runs, threads=1)
+    map50, _ = accuracy(subject.recipe, subject.data, slim, limit=subject.limit, min_size=subject.min_size)
+    return {
+        **row,
+        "removed_flops": round(1 - after.flops / subject.stats.flops, 4),
+        "params": [subject.stats.params, after.params],
+        "flops": [subject.stats.flops, after.flops],
+        "latency_ms": [round(before_ms, 2), round(after_ms, 2)],
+        "latency_ratio": round(after_ms / before_ms, 3),
+        "map50": [round(subject.map50, 4), round(map50, 4)],
+        "slim_seconds": round(seconds, 1),
+        "reconstructed": plan.reconstruct,
+        "notes": plan.notes,
+    }
+
+
+def _markdown(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| model | method | asked | FLOPs removed | params (M) | GFLOPs | latency ratio | mAP50 before | mAP50 after |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        head = f"| {r['model']} | {r['method']} | {r['ratio']:.0%} "
+        if "error" in r:
+            lines.append(head + f"| n/a: {r['error'].split(' (')[0]} | | | | | |")
+            continue
+        (p0, p1), (f0, f1) = r["params"], r["flops"]
+        (m0, m1) = r["map50"]
+        lines.append(
+            head
+            + f"| {r['removed_flops']:.1%} | {p0 / 1e6:.3f} → {p1 / 1e6:.3f} | {f0 / 1e9:.3f} → {f1 / 1e9:.3f} "
+            f"| {r['latency_ratio']:.2f} | {m0 * 100:.1f} | {m1 * 100:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shared", type=Path, default=settings.test_data())
+    parser.add_argument("--models", default=",".join(COCO + FACES))
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--ratios", default="0.3,0.5")
+    parser.add_argument("--images", type=int, default=64, help="calibration images (thinet, lasso, sss)")
+    parser.add_argument("--limit", type=int, default=None, help="COCO images evaluated (default: all 128)")
+    parser.add_argument(
+        "--face-eval", type=int, default=100, help="WIDER images evaluated (the rest calibrate)"
+    )
+    parser.add_argument("--face-min-size", type=float, default=12.0)
+    parser.add_argument("--runs", type=int, default=20, help="timed latency runs per model")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    ratios = [float(r) for r in args.ratios.split(",")]
+    methods = args.methods.split(",")
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        face_calib = _face_calibration(args.shared, args.face_eval, Path(tmp))
+        for name in args.models.split(","):
+            calib = face_calib if name in FACES else args.shared / "data" / "coco128"
+            variants = [(False, [m for m in methods if m != "bn"])]
+            if "bn" in methods and name in BN_SOURCE:
+                variants.append((True, ["bn"]))
+            for bn, todo in variants:
+                if not todo:
+                    continue
+                _say(f"{name}{' (bn)' if bn else ''}: export, baseline mAP")
+                subject = Subject(name, bn, args.shared, args, calib)
+                for method in todo:
+                    for ratio in ratios:
+                        _say(f"  {method} {ratio:.0%}")
+                        rows.append(_row(subject, method, ratio, args))
+                        _say(f"    {json.dumps(rows[-1])}")
+                        if args.json:
+                            args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    print(f"onnxruntime {onnxruntime.__version__} CPU, 1 thread, {platform.processor() or platform.machine()}; "
+          f"calibration {args.images} images; no fine-tuning\n")  # fmt: skip
+    print(_markdown(rows))
+
+
+if __name__ == "__main__":
+    main()
