@@ -168,6 +168,7 @@ class Pipeline:
         self._error: Optional[Tuple[str, BaseException]] = None
         self._reason = "end"
         self._limits: Tuple[Optional[int], Optional[float]] = (None, None)
+        self._gate: Optional[threading.Semaphore] = None
         self.stats = PipelineStats()
 
     # ------------------------------------------------------------------ control
@@ -202,6 +203,9 @@ class Pipeline:
         for sink in self.sinks:
             sink.start(info)
         queues: List[queue.Queue[Any]] = [queue.Queue(self.queue_size) for _ in STAGES[1:]]
+        # Live: preprocess takes a frame only when the queue in front of inference has room, so the
+        # frame it takes is the newest one (not one that then waits behind a full queue).
+        self._gate = threading.Semaphore(self.queue_size) if self.source.live else None
         work = [self._preprocess, lambda w: self._infer(w, input_name), self._postprocess, self._sink]
         threads = [
             threading.Thread(target=self._capture_loop, args=(queues[0],), name="capture", daemon=True)
@@ -276,6 +280,12 @@ class Pipeline:
                 except queue.Empty:
                     pass
 
+    def _acquire(self, gate: threading.Semaphore) -> bool:
+        while not self._stop.is_set():
+            if gate.acquire(timeout=0.1):
+                return True
+        return False
+
     def _get(self, q: queue.Queue[Any]) -> Any:
         while not self._stop.is_set():
             try:
@@ -322,9 +332,14 @@ class Pipeline:
         q_in: queue.Queue[Any],
         q_out: Optional[queue.Queue[Any]],
     ) -> None:
+        gate = self._gate
         try:
             while True:
+                if gate is not None and stage == "preprocess" and not self._acquire(gate):
+                    return  # stopped
                 item = self._get(q_in)
+                if gate is not None and stage == "infer":
+                    gate.release()  # a slot before inference is free: preprocess may take a frame
                 if item is None:
                     return  # stopped
                 if item is _END:
