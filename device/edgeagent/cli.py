@@ -139,7 +139,7 @@ def _run(args: argparse.Namespace, out: Emitter) -> None:
     from edgeagent.runner import run
 
     data = run(agent_home(args.home), args.recipe, args.source, args.sink or [], frames=args.frames,
-               duration=args.duration, out=out)  # fmt: skip
+               duration=args.duration, out=out, source_options=_source_options(args))  # fmt: skip
     out.result("run", data)
 
 
@@ -149,8 +149,16 @@ def _bench(args: argparse.Namespace, out: Emitter) -> None:
     from edgeagent.runner import bench
 
     data = bench(agent_home(args.home), args.recipe, args.source, frames=args.frames, duration=args.duration,
-                 warmup=args.warmup, out=out)  # fmt: skip
+                 warmup=args.warmup, out=out, source_options=_source_options(args))  # fmt: skip
     out.result("bench", data)
+
+
+SOURCE_OPTIONS = ("width", "height", "fps", "flip", "codec")
+
+
+def _source_options(args: argparse.Namespace) -> Dict[str, object]:
+    """Camera options given on the command line (csi/v4l2/rtsp), passed to ``open_source``."""
+    return {key: getattr(args, key) for key in SOURCE_OPTIONS if getattr(args, key, None) is not None}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -181,6 +189,13 @@ def _camera_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         p.add_argument("--duration", type=float, help="stop after this many seconds")
         p.add_argument("--home", help="agent folder (default $EDGEAGENT_HOME or ~/.edgeagent)")
         p.add_argument("--json", action="store_true", help="one JSON event per line")
+        p.add_argument("--width", type=int, help="camera capture width (csi, v4l2)")
+        p.add_argument("--height", type=int, help="camera capture height (csi, v4l2)")
+        p.add_argument("--fps", type=float, help="camera frame rate (csi, v4l2)")
+        p.add_argument(
+            "--flip", help="csi flip: none, rotate-90, rotate-180, rotate-270, horizontal, vertical, 0-7"
+        )
+        p.add_argument("--codec", help="v4l2: raw or mjpeg; rtsp: h264 or h265")
         if name == "run":
             p.add_argument(
                 "--sink", action="append", help="display://, out.mp4, mjpeg://:8080, x.jsonl, dir://out/"
@@ -231,7 +246,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         import traceback
 
         traceback.print_exc(file=sys.stderr)
-        out.error(AgentError("internal error in edgeagent {}: {!r}".format(args.command, err),
+        out.error(AgentError(f"internal error in edgeagent {args.command}: {err!r}",
                              "please report it with the traceback above"))  # fmt: skip
         return 1
     return 0

@@ -76,7 +76,7 @@ def _sinks(uris: List[str]) -> List[Any]:
 
 
 def run(home: str, recipe: str, source_uri: str, sink_uris: List[str], *, frames: Optional[int],
-        duration: Optional[float], out: Emitter) -> Dict[str, Any]:  # fmt: skip
+        duration: Optional[float], out: Emitter, source_options: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:  # fmt: skip
     """Run the deployed model on a source into sinks until the source ends or a limit is hit."""
     from edgeagent.pipeline import Pipeline
     from edgeagent.sources import open_source
@@ -100,7 +100,7 @@ def run(home: str, recipe: str, source_uri: str, sink_uris: List[str], *, frames
 
 
 def bench(home: str, recipe: str, source_uri: str, *, frames: Optional[int], duration: Optional[float],
-          warmup: int, out: Emitter) -> Dict[str, Any]:  # fmt: skip
+          warmup: int, out: Emitter, source_options: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:  # fmt: skip
     """Benchmark the deployed engine alone and the whole pipeline; write and return the report."""
     from edgeagent import bench as bench_mod
     from edgeagent.info import machine_info
@@ -108,7 +108,7 @@ def bench(home: str, recipe: str, source_uri: str, *, frames: Optional[int], dur
     from edgeagent.telemetry import TelemetrySampler
 
     deployment = load_deployment(home, recipe)
-    source = open_source(source_uri)
+    source = open_source(source_uri, **(source_options or {}))
     backend = open_backend(deployment)
     versions = machine_info()
     sampler = TelemetrySampler(0.5)

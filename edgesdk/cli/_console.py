@@ -28,4 +28,4 @@ def next_step(command: str) -> None:
 def live_line(quiet: bool = False) -> Live:
     """A one-line live status on stderr (silent with ``--json``)."""
     console = Console(stderr=True, quiet=True) if quiet else err_console
-    return Live(Text("starting…"), console=console, transient=False, redirect_stdout=False)
+    return Live(Text("starting…"), console=console, transient=True, redirect_stdout=False)

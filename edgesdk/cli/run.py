@@ -28,6 +28,11 @@ SinkOpt = Annotated[
 ]
 DurationOpt = Annotated[Optional[float], typer.Option("--duration", help="stop after this many seconds")]
 FramesOpt = Annotated[Optional[int], typer.Option("--frames", help="stop after this many frames")]
+WidthOpt = Annotated[Optional[int], typer.Option("--width", help="camera capture width (csi, v4l2)")]
+HeightOpt = Annotated[Optional[int], typer.Option("--height", help="camera capture height (csi, v4l2)")]
+FpsOpt = Annotated[Optional[float], typer.Option("--fps", help="camera frame rate (csi, v4l2)")]
+FlipOpt = Annotated[Optional[str], typer.Option("--flip", help="csi: none, rotate-180, horizontal, … or 0-7")]
+CodecOpt = Annotated[Optional[str], typer.Option("--codec", help="v4l2: raw|mjpeg; rtsp: h264|h265")]
 ViewOpt = Annotated[
     bool, typer.Option("--view", help="stream the annotated video to a browser on this machine")
 ]
@@ -51,6 +56,11 @@ def run_cmd(
     duration: DurationOpt = None,
     frames: FramesOpt = None,
     view: ViewOpt = False,
+    width: WidthOpt = None,
+    height: HeightOpt = None,
+    fps: FpsOpt = None,
+    flip: FlipOpt = None,
+    codec: CodecOpt = None,
     accept_new: AcceptNewOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -69,6 +79,7 @@ def run_cmd(
         result = run_on_device(
             target, recipe, settings.work_dir(), source=source, sinks=sink or [], frames=frames, duration=duration,
             view=view, accept_new=accept_new, on_event=on_event,
+            camera={"width": width, "height": height, "fps": fps, "flip": flip, "codec": codec},
         )  # fmt: skip
     summary = result.summary
     if as_json:

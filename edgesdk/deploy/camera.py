@@ -28,6 +28,15 @@ from edgesdk.recipe import Recipe, override
 EventFn = Callable[[str, dict[str, Any]], None]
 
 
+def camera_args(camera: dict[str, Any] | None) -> list[str]:
+    """Agent arguments for camera options (``width``, ``height``, ``fps``, ``flip``, ``codec``)."""
+    args: list[str] = []
+    for key, value in (camera or {}).items():
+        if value is not None:
+            args += [f"--{key}", str(value)]
+    return args
+
+
 def _agent(work_dir: Path) -> AgentPackage:
     path = work_dir / "edgeagent.pyz"
     return AgentPackage(path, write_agent_zip(path))
@@ -107,6 +116,7 @@ def run_on_device(
     duration: float | None = None,
     view: bool = False,
     view_port: int = 0,
+    camera: dict[str, Any] | None = None,
     accept_new: bool = False,
     on_event: EventFn | None = None,
 ) -> RunResult:
@@ -122,7 +132,7 @@ def run_on_device(
         all_sinks.append(f"mjpeg://127.0.0.1:{view_port}")  # loopback on the device; SSH forwards it
     with open_transport(device, accept_new=accept_new) as transport:
         state = _ensure_agent(transport, device, agent)
-        args = ["run", recipe_name, "--source", source]
+        args = ["run", recipe_name, "--source", source, *camera_args(camera)]
         for sink in all_sinks:
             args += ["--sink", sink]
         if frames is not None:
@@ -162,6 +172,7 @@ def bench_on_device(
     frames: int | None = None,
     duration: float | None = None,
     warmup: int = 10,
+    camera: dict[str, Any] | None = None,
     model_dir: Path | None = None,
     accept_new: bool = False,
     on_event: EventFn | None = None,
@@ -184,7 +195,7 @@ def bench_on_device(
         agent = _agent(work_dir)
         with open_transport(device, accept_new=accept_new) as transport:
             state = gather_state(transport, device.python, agent, [])
-            args = ["bench", recipe.name, "--source", source, "--warmup", str(warmup)]
+            args = ["bench", recipe.name, "--source", source, "--warmup", str(warmup), *camera_args(camera)]
             if frames is not None:
                 args += ["--frames", str(frames)]
             if duration is not None:
