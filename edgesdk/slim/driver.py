@@ -114,8 +114,7 @@ def slim_recipe(
             plan that does not fit.
     """
     from edgesdk.export import export_recipe
-    from edgesdk.graph.io import save_model, set_metadata
-    from edgesdk.slim.apply import apply_plan
+    from edgesdk.graph.io import save_model
 
     say = progress or (lambda _phase: None)
     started = time.perf_counter()
@@ -139,14 +138,7 @@ def slim_recipe(
     notes: list[str] = []
     if not dry_run:
         say("apply")
-        reconstruct = None
-        if plan.reconstruct and "feeds" in extras:
-            from edgesdk.slim.reconstruct import reconstructor
-
-            reconstruct = reconstructor(original, extras["feeds"])
-            notes.append("consumer weights refitted by least squares on the calibration images")
-        slim = apply_plan(original, plan, reconstruct=reconstruct)
-        slim = set_metadata(slim, {"edgesdk.slim": json.dumps(_provenance(plan), sort_keys=True)})
+        slim, notes = _apply(original, plan, extras)
         models.append(slim)
     stats = _measure(
         recipe, models, latency_runs=latency_runs, threads=threads, data=data, data_limit=data_limit, say=say
@@ -168,6 +160,56 @@ def slim_recipe(
         report.output = save_model(models[1], output)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _apply(
+    original: onnx.ModelProto, plan: SlimPlan, extras: dict[str, Any]
+) -> tuple[onnx.ModelProto, list[str]]:
+    """The slim model (provenance in ``metadata_props["edgesdk.slim"]``) and notes for the report."""
+    from edgesdk.graph.io import set_metadata
+    from edgesdk.slim.apply import apply_plan
+
+    reconstruct = None
+    notes = []
+    if plan.reconstruct and "feeds" in extras:
+        from edgesdk.slim.reconstruct import reconstructor
+
+        reconstruct = reconstructor(original, extras["feeds"])
+        notes.append("consumer weights refitted by least squares on the calibration images")
+    slim = apply_plan(original, plan, reconstruct=reconstruct)
+    return set_metadata(slim, {"edgesdk.slim": json.dumps(_provenance(plan), sort_keys=True)}), notes
+
+
+def slim_exported(
+    recipe: Recipe, model: onnx.ModelProto, *, images: Path | None = None, seed: int = 0
+) -> tuple[onnx.ModelProto, SlimPlan]:
+    """Slim an already exported model as ``recipe.slim`` says (for pipelines such as deploy).
+
+    Args:
+        recipe: the recipe (its ``slim`` section: method, ratio, scope, round_to, images).
+        model: the exported (fixed) model; not modified.
+        images: calibration images for thinet/lasso/sss.
+        seed: for sampling.
+
+    Returns:
+        (slim model, the plan it followed).
+
+    Raises:
+        PruneError: see :func:`slim_recipe`.
+    """
+    spec = recipe.slim
+    check_method(spec.method)
+    extras, _ = _calibration(recipe, model, images, spec.method)
+    plan = make_plan(
+        model,
+        method=spec.method,
+        ratio=spec.ratio,
+        scope=spec.scope,
+        round_to=spec.round_to,
+        seed=seed,
+        extras=extras,
+    )
+    return _apply(model, plan, extras)[0], plan
 
 
 def _provenance(plan: SlimPlan) -> dict[str, Any]:

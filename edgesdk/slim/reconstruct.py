@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 RIDGE = 1e-4
 """Ridge strength relative to the mean diagonal of ``X^T X``."""
+ROWS_PER_UNKNOWN = 3
+"""Sampled output positions per unknown of a layer's fit (spread over the calibration images)."""
 
 
 @dataclass
@@ -103,10 +105,10 @@ def _levels(graph: gs.Graph, names: set[str]) -> dict[str, int]:
 
 
 def _positions_per_image(node: gs.Node, images: int) -> int:
-    """Enough rows for about 3x as many equations as unknowns (``C*k + 1`` per output), 32..1024."""
+    """Enough rows for ``ROWS_PER_UNKNOWN`` equations per unknown (``C*k + 1`` per output), 32..1024."""
     shape = static_shape(node.inputs[1]) or (1, 1)
     unknowns = int(np.prod(shape[1:])) + 1
-    return int(np.clip(3 * unknowns // max(1, images) + 1, 32, 1024))
+    return int(np.clip(ROWS_PER_UNKNOWN * unknowns // max(1, images) + 1, 32, 1024))
 
 
 def _sample_targets(

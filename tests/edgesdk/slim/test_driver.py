@@ -8,7 +8,7 @@ import pytest
 
 from edgesdk.errors import PruneError
 from edgesdk.recipe import load_recipe, override
-from edgesdk.slim.driver import check_method, default_output, slim_recipe
+from edgesdk.slim.driver import check_method, default_output, slim_exported, slim_recipe
 
 
 def test_recipe_section_drives_the_run(models_dir: Path, tmp_path: Path) -> None:
@@ -32,3 +32,12 @@ def test_unknown_method_is_refused() -> None:
         check_method("magic")
     assert "l1" in (err.value.hint or "") and "random" not in (err.value.hint or "")
     assert default_output(load_recipe("yunet")) == Path("out/yunet.slim.onnx")
+
+
+def test_slim_exported_for_pipelines(exported) -> None:
+    import json
+
+    recipe = override(load_recipe("yunet"), {"slim.ratio": 0.25})
+    slim, plan = slim_exported(recipe, exported("yunet"))
+    meta = {p.key: p.value for p in slim.metadata_props}
+    assert json.loads(meta["edgesdk.slim"])["removed_flops"] == round(plan.removed_flops, 4) >= 0.25
