@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import onnx
@@ -76,15 +76,21 @@ def random_feed(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def latencies(
-    models: Sequence[onnx.ModelProto], *, runs: int = 30, warmup: int = 3, threads: int = 1
+    models: Sequence[onnx.ModelProto],
+    *,
+    runs: int = 30,
+    warmup: int = 3,
+    threads: int = 1,
+    statistic: Literal["median", "min"] = "median",
 ) -> list[float]:
-    """Median onnxruntime CPU latency (ms) of each model, measured interleaved.
+    """onnxruntime CPU latency (ms) of each model, measured interleaved.
 
     Args:
         models: models with the same inputs (e.g. before and after slimming).
         runs: timed runs per model.
         warmup: untimed runs per model first.
         threads: onnxruntime intra-op threads (1 gives the steadiest numbers on a shared host).
+        statistic: ``median`` of the runs, or ``min`` (robust to background load on a busy host).
     """
     ort = require("onnxruntime", feature="measuring latency", hint="pip install onnxruntime")
     options = ort.SessionOptions()
@@ -105,7 +111,8 @@ def latencies(
             start = time.perf_counter()
             session.run(None, feed)
             bucket.append((time.perf_counter() - start) * 1000.0)
-    return [statistics.median(bucket) for bucket in times]
+    pick = statistics.median if statistic == "median" else min
+    return [pick(bucket) for bucket in times]
 
 
 def accuracy(

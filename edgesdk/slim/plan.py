@@ -215,7 +215,8 @@ def make_plan(
         why = next(iter(unscorable.values()), "no channel group can be pruned (all are pinned)")
         raise PruneError(
             f"nothing to slim with method {method!r}: {why}",
-            hint="run with --dry-run --json to see each group's reason; for bn, use a model with BatchNormalization",
+            hint="--dry-run --json shows each group's reason; bn needs BatchNormalization kept "
+            "(darknet: model.fuse_bn: false; YOLOv5: --model yolov5n_bn_unfused.onnx)",
         )
     info = criterion(method)
     costs = cost_model(graph, analysis)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import sys
 import tempfile
@@ -72,7 +73,11 @@ class Subject:
         self.min_size = args.face_min_size if face else 0.0
         self.feeds, self.calib_count = calibration_feeds(self.recipe, self.model, calib_dir, args.images)
         self.stats = static_stats(self.model)
-        self.map50, _ = accuracy(self.recipe, self.data, self.model, limit=self.limit, min_size=self.min_size)
+        self.map50 = math.nan
+        if not args.latency_only:
+            self.map50, _ = accuracy(
+                self.recipe, self.data, self.model, limit=self.limit, min_size=self.min_size
+            )
 
 
 def _face_calibration(shared: Path, skip: int, tmp: Path) -> Path:
@@ -91,12 +96,20 @@ def _row(subject: Subject, method: str, ratio: float, args: argparse.Namespace) 
         plan = make_plan(subject.model, method=method, ratio=ratio, extras={"feeds": subject.feeds})
     except PruneError as err:
         return {**row, "error": str(err)}
-    refit = reconstructor(subject.model, subject.feeds) if plan.reconstruct else None
+    refit = (
+        reconstructor(subject.model, subject.feeds) if plan.reconstruct and not args.latency_only else None
+    )
     slim = apply_plan(subject.model, plan, reconstruct=refit)
     seconds = time.perf_counter() - started
     after = static_stats(slim)
-    before_ms, after_ms = latencies([subject.model, slim], runs=args.runs, threads=1)
-    map50, _ = accuracy(subject.recipe, subject.data, slim, limit=subject.limit, min_size=subject.min_size)
+    before_ms, after_ms = latencies(
+        [subject.model, slim], runs=args.runs, threads=1, statistic=args.latency_stat
+    )
+    map50 = math.nan
+    if not args.latency_only:
+        map50, _ = accuracy(
+            subject.recipe, subject.data, slim, limit=subject.limit, min_size=subject.min_size
+        )
     return {
         **row,
         "removed_flops": round(1 - after.flops / subject.stats.flops, 4),
@@ -144,6 +157,12 @@ def main() -> None:
     )
     parser.add_argument("--face-min-size", type=float, default=12.0)
     parser.add_argument("--runs", type=int, default=20, help="timed latency runs per model")
+    parser.add_argument("--latency-stat", choices=["median", "min"], default="median")
+    parser.add_argument(
+        "--latency-only",
+        action="store_true",
+        help="skip mAP and refitting (latency depends on the plan only)",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     ratios = [float(r) for r in args.ratios.split(",")]
@@ -169,7 +188,8 @@ def main() -> None:
                         if args.json:
                             args.json.write_text(json.dumps(rows, indent=1) + "\n")
     print(f"onnxruntime {onnxruntime.__version__} CPU, 1 thread, {platform.processor() or platform.machine()}; "
-          f"calibration {args.images} images; no fine-tuning\n")  # fmt: skip
+          f"latency {args.latency_stat} of {args.runs} interleaved runs; calibration {args.images} images; "
+          "no fine-tuning\n")  # fmt: skip
     print(_markdown(rows))
 
 
