@@ -9,7 +9,20 @@ from typing import Annotated
 import typer
 
 from edgesdk import __version__
-from edgesdk.cli import bench, demo, deploy, devices, eval, export, inspect, recipes, report, run, slim
+from edgesdk.cli import (
+    bench,
+    calibrate,
+    demo,
+    deploy,
+    devices,
+    eval,
+    export,
+    inspect,
+    recipes,
+    report,
+    run,
+    slim,
+)
 
 app = typer.Typer(
     name="edgesdk",
@@ -41,6 +54,6 @@ def _root(
     )
 
 
-for _group in (recipes, export, slim, eval, inspect, deploy, demo, report, run, bench):
+for _group in (recipes, export, slim, calibrate, eval, inspect, deploy, demo, report, run, bench):
     app.add_typer(_group.app)
 app.add_typer(devices.app, name="devices")

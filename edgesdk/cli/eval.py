@@ -8,6 +8,16 @@ from typing import Annotated, Optional
 import typer
 
 from edgesdk.cli._console import err_console, out_console, print_json
+from edgesdk.cli._int8_preview import (
+    CalibCountOpt,
+    CalibImagesOpt,
+    CalibrationOpt,
+    CalibratorsOpt,
+    Precision,
+    PrecisionOpt,
+    check_fp32_options,
+    run_int8,
+)
 from edgesdk.cli._params import JsonOpt, ModelDirOpt, ModelOpt, RecipeArg
 from edgesdk.eval.runner import EvalResult, evaluate
 from edgesdk.recipe import load_recipe
@@ -42,6 +52,11 @@ def eval_cmd(
     model_dir: ModelDirOpt = None,
     limit: LimitOpt = None,
     min_size: MinSizeOpt = 0.0,
+    precision: PrecisionOpt = Precision.fp32,
+    calibration: CalibrationOpt = None,
+    calibrator: CalibratorsOpt = None,
+    images: CalibImagesOpt = None,
+    count: CalibCountOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the exported model (onnxruntime) over labelled images; print COCO mAP@0.5 and mAP@0.5:0.95.
@@ -49,10 +64,27 @@ def eval_cmd(
     Protocol: score >= 0.001, at most 300 detections per image, the recipe's NMS IoU
     (not the run-time thresholds). Face recipes evaluate single-class; with annotations.json
     beside the images (WIDER subset) they are resized to their natural aspect first.
+    With --precision int8 the int8 Q/DQ simulation(s) are scored too, side by side.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     spec = load_recipe(recipe)
+    if precision is Precision.int8:
+        run_int8(
+            spec,
+            data,
+            calibration=calibration,
+            calibrators=calibrator,
+            images=images,
+            count=count,
+            model_dir=model_dir,
+            model=model,
+            limit=limit,
+            min_size=min_size,
+            as_json=as_json,
+        )
+        return
+    check_fp32_options(calibration, calibrator, images, count)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     # a bar only on a terminal: redirected stderr (CI logs) would get stray blank lines
     with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:

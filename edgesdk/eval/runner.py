@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from edgesdk.errors import DatasetError, ModelFormatError
 from edgesdk.eval.dataset import Dataset, ImageRecord, load_dataset, to_coco_gt
 from edgesdk.eval.metrics import MAX_DETS, coco_map, detections_to_coco
 from edgesdk.recipe import Recipe
+
+if TYPE_CHECKING:
+    import onnx
 
 __all__ = ["EVAL_SCORE_THRESHOLD", "EVAL_MAX_DETECTIONS", "EvalResult", "ProgressFn", "evaluate"]
 
@@ -80,18 +83,27 @@ class EvalResult:
 # --------------------------------------------------------------------------- pieces
 
 
-def _session(recipe: Recipe, model_dir: Optional[Path], model: Optional[Path]) -> Any:
-    """An onnxruntime CPU session over the exported model (fixes applied, parity not checked)."""
+def _session(
+    recipe: Recipe,
+    model_dir: Optional[Path],
+    model: Optional[Path],
+    override: Optional[onnx.ModelProto] = None,
+) -> Any:
+    """An onnxruntime CPU session over the exported model (fixes applied, parity not checked),
+    or over ``override`` when given (e.g. an int8 Q/DQ model)."""
     ort = require("onnxruntime", feature="evaluating a model", hint="pip install onnxruntime")
     from edgesdk.export import export_recipe
 
-    exported = export_recipe(recipe, model_dir=model_dir, model=model, check_parity=False)
+    if override is not None:
+        proto, source = override, "the given model"
+    else:
+        exported = export_recipe(recipe, model_dir=model_dir, model=model, check_parity=False)
+        proto, source = exported.model, str(exported.source)
     try:
-        return ort.InferenceSession(exported.model.SerializeToString(), providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
         raise ModelFormatError(
-            f"onnxruntime cannot load {recipe.name}'s exported model ({exported.source}): "
-            f"{str(err).splitlines()[0]}",
+            f"onnxruntime cannot load {recipe.name}'s exported model ({source}): {str(err).splitlines()[0]}",
             hint="the model does not fit the recipe (input size, format); check --model",
         ) from err
 
@@ -251,6 +263,7 @@ def evaluate(
     limit: Optional[int] = None,
     min_size: float = 0.0,
     progress: Optional[ProgressFn] = None,
+    model_override: Optional[onnx.ModelProto] = None,
 ) -> EvalResult:
     """Score a recipe's model on a YOLO-format labelled folder with COCO mAP.
 
@@ -265,6 +278,8 @@ def evaluate(
         limit: evaluate only the first ``limit`` images (sorted by path).
         min_size: ignore ground-truth boxes with a side below this many pixels.
         progress: called as ``progress(done, total)`` after each image.
+        model_override: run this model instead of exporting the recipe's (same inputs and
+            outputs, e.g. the int8 Q/DQ model from ``edgesdk calibrate``).
 
     Returns:
         The :class:`EvalResult`.
@@ -277,7 +292,7 @@ def evaluate(
     """
     dataset = load_dataset(Path(data_dir), single_class=recipe.task == "face", min_size=min_size, limit=limit)
     dataset = _check_classes(recipe, dataset)
-    runner = _Model.create(_session(recipe, model_dir, model), recipe)
+    runner = _Model.create(_session(recipe, model_dir, model, model_override), recipe)
     detections, seconds = _detect_all(runner, dataset, progress)
     scores = coco_map(to_coco_gt(dataset), detections)
     images = len(dataset.images)
