@@ -35,7 +35,11 @@ RoundToOpt = Annotated[
 ]
 ImagesOpt = Annotated[
     Optional[Path],
-    typer.Option("--images", help="image folder sampled by thinet/lasso/sss (calibration images)"),
+    typer.Option(
+        "--images",
+        help="calibration image folder: sampled by thinet/lasso/sss; with l1/bn it enables the "
+        "least-squares refit of the next layers",
+    ),
 ]
 DataOpt = Annotated[
     Optional[Path], typer.Option("--data", help="labelled folder: also report mAP before and after")

@@ -42,12 +42,13 @@ def check_method(method: str) -> None:
 def _calibration(
     recipe: Recipe, model: onnx.ModelProto, images: Path | None, method: str
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    if not criterion(method).needs_images:
+    needed = criterion(method).needs_images
+    if not needed and images is None:
         return {}, None
     if images is None:
         raise PruneError(
             f"method {method!r} samples activations from images, but no image folder was given",
-            hint="pass --images DIR (any folder of representative images; recipe slim.images of them are used, 64 by default)",
+            hint="pass --images DIR (representative images; the recipe's slim.images of them are used)",
         )
     from edgesdk.slim.activations import calibration_feeds
 

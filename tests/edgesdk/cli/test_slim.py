@@ -127,3 +127,11 @@ def test_sss_removes_residual_branches(models_dir: Path, data_dir: Path) -> None
 def test_data_methods_need_images(models_dir: Path) -> None:
     result = _run(models_dir, "--method", "lasso", "--dry-run", "--latency-runs", "0")
     assert isinstance(result.exception, PruneError) and "no image folder" in str(result.exception)
+
+
+def test_images_enable_refit_for_l1(models_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    result = _run(models_dir, "--ratio", "0.2", "--images", str(data_dir / "sample_images"),
+                  "-o", str(tmp_path / "r.onnx"), "--latency-runs", "0", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["method"] == "l1" and data["plan"]["reconstruct"] and data["calibration"]["count"] == 2
