@@ -5,7 +5,8 @@ ratio (slim / original, median of interleaved runs, 1 thread) and mAP50 before/a
 WITHOUT fine-tuning. COCO models are scored on ``coco_val2017_first128`` and calibrated
 (thinet, lasso, sss) on ``coco128`` (train images, disjoint); face models are scored on the
 first ``--face-eval`` images of ``widerface_val200_416`` (faces below ``--face-min-size`` px
-ignored, as in bench_eval) and calibrated on the images after those. ``bn`` runs on the
+ignored, as in bench_eval) and calibrated on the images after those. ``l1+refit`` is ``l1``
+followed by the least-squares refit (what ``--images`` adds to l1). ``bn`` runs on the
 models that keep BatchNormalization: Ultra-Light RFB-320, YOLOv5n ``_bn_unfused`` and
 Yolo-Fastest imported with ``fuse_bn: false``.
 
@@ -44,7 +45,7 @@ from edgesdk.slim.reconstruct import reconstructor
 
 COCO = ("yolox-nano", "yolo-fastest", "yolov5n")
 FACES = ("retinaface-mnet", "yunet", "ultraface-rfb320")
-METHODS = ("l1", "bn", "thinet", "lasso", "sss")
+METHODS = ("l1", "l1+refit", "bn", "thinet", "lasso", "sss")
 BN_SOURCE: dict[str, tuple[str | None, dict[str, Any]]] = {
     "yolov5n": ("yolov5n_coco/yolov5n_bn_unfused.onnx", {}),
     "yolo-fastest": (None, {"model.fuse_bn": False}),
@@ -92,8 +93,10 @@ def _face_calibration(shared: Path, skip: int, tmp: Path) -> Path:
 def _row(subject: Subject, method: str, ratio: float, args: argparse.Namespace) -> dict[str, Any]:
     row: dict[str, Any] = {"model": subject.label, "method": method, "ratio": ratio}
     started = time.perf_counter()
+    base, _, refit_flag = method.partition("+")  # "l1+refit": l1 channels, then the least-squares refit
+    extras: dict[str, Any] = {"feeds": subject.feeds, "reconstruct": refit_flag == "refit"}
     try:
-        plan = make_plan(subject.model, method=method, ratio=ratio, extras={"feeds": subject.feeds})
+        plan = make_plan(subject.model, method=base, ratio=ratio, extras=extras)
     except PruneError as err:
         return {**row, "error": str(err)}
     refit = (
@@ -172,9 +175,9 @@ def main() -> None:
         face_calib = _face_calibration(args.shared, args.face_eval, Path(tmp))
         for name in args.models.split(","):
             calib = face_calib if name in FACES else args.shared / "data" / "coco128"
-            variants = [(False, [m for m in methods if m != "bn"])]
-            if "bn" in methods and name in BN_SOURCE:
-                variants.append((True, ["bn"]))
+            variants = [(False, [m for m in methods if not m.startswith("bn")])]
+            if name in BN_SOURCE:
+                variants.append((True, [m for m in methods if m.startswith("bn")]))
             for bn, todo in variants:
                 if not todo:
                     continue
