@@ -261,7 +261,11 @@ class SlimSpec(_Strict):
 class QuantizeSpec(_Strict):
     """int8 calibration defaults (issue #5)."""
 
-    calibrator: Literal["entropy", "minmax", "percentile", "mse"] = "entropy"
+    calibrator: Literal["entropy", "entropy-nozero", "minmax", "percentile", "mse"] = Field(
+        default="entropy",
+        description="entropy: TensorRT EntropyCalibration2 as Migacz describes it; entropy-nozero: the same "
+        "with the zero bin emptied first (much better after ReLU)",
+    )
     count: int = Field(default=1000, ge=1, description="calibration images to select")
     percentile: float = Field(default=99.99, gt=50.0, le=100.0)
     keep_fp: list[str] = Field(default_factory=list, description="node names kept in higher precision")
