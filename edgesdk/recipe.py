@@ -302,7 +302,8 @@ class Recipe(_Strict):
     preprocess: Preprocess = Preprocess()
     postprocess: Postprocess
     fixes: list[FixSpec] = Field(
-        default_factory=lambda: list[FixSpec](["cleanup"]), description="graph fixes in order (see `edgesdk fixes`)"
+        default_factory=lambda: list[FixSpec](["cleanup"]),
+        description="graph fixes in order (see `edgesdk fixes`)",
     )
     export: ExportSpec = ExportSpec()
     slim: SlimSpec = SlimSpec()

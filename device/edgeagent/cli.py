@@ -193,7 +193,8 @@ def _camera_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         p.add_argument("--height", type=int, help="camera capture height (csi, v4l2)")
         p.add_argument("--fps", type=float, help="camera frame rate (csi, v4l2)")
         p.add_argument(
-            "--flip", help="csi flip: none, counterclockwise, rotate-180, clockwise, horizontal, vertical, 0-7"
+            "--flip",
+            help="csi flip: none, counterclockwise, rotate-180, clockwise, horizontal, vertical, 0-7",
         )
         p.add_argument("--codec", help="v4l2: raw or mjpeg; rtsp: h264 or h265")
         if name == "run":

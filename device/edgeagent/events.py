@@ -96,7 +96,7 @@ def _human(event: Dict[str, Any]) -> str:
         return "error: {}{}".format(event["message"], hint)
     if kind == "stats":
         stages = event.get("stage_ms") or {}
-        parts = "  ".join("{} {:.1f} ms".format(k, v or 0.0) for k, v in stages.items())
+        parts = "  ".join(f"{k} {v or 0.0:.1f} ms" for k, v in stages.items())
         return "fps {:.1f}  frames {}  dropped {}  {}".format(
             event.get("fps") or 0.0, event.get("frames_out", "?"), event.get("dropped", 0), parts
         )

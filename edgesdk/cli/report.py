@@ -16,7 +16,9 @@ app = typer.Typer()
 
 @app.command("report")
 def report_cmd(
-    reports: Annotated[list[Path], typer.Argument(help="benchmark JSON files (from `edgesdk bench -o X.json`)")],
+    reports: Annotated[
+        list[Path], typer.Argument(help="benchmark JSON files (from `edgesdk bench -o X.json`)")
+    ],
     output: OutOpt = None,
 ) -> None:
     """Compare benchmark runs: Markdown on the terminal, HTML with plots with -o report.html."""

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from edgeagent.engines import EngineCache
 
+from edgeagent.engines import EngineCache
 from edgesdk.agentpkg import write_agent_zip
 from edgesdk.bundle import write_bundle
 from edgesdk.recipe import parse_recipe

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from edgeagent.events import BadInput
 from edgeagent.manifest import load_manifest
 

@@ -6,8 +6,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from edgeagent.manifest import load_manifest
 
+from edgeagent.manifest import load_manifest
 from edgesdk.bundle import read_bundle, write_bundle
 from edgesdk.errors import ArtifactNotFound
 from edgesdk.recipe import load_recipe

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from edgeagent.backends.base import BackendError
 from edgeagent.backends.ort import OrtBackend, build_ort
 

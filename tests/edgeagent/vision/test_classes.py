@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from edgeagent.vision.classes import COCO80, class_names
 from edgeagent.vision.errors import ParamsError
 

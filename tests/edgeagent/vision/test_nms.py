@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from edgeagent.vision.errors import ParamsError
 from edgeagent.vision.nms import batched_nms, nms
 

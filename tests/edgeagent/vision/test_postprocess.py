@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from edgeagent.vision.errors import OutputsError, ParamsError
 from edgeagent.vision.postprocess import postprocess, split_batch
 from edgeagent.vision.preprocess import Transform

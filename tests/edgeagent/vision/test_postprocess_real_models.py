@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-from edgeagent.vision import Detections, class_names, decode, postprocess, preprocess, split_batch
 
+from edgeagent.vision import Detections, class_names, decode, postprocess, preprocess, split_batch
 from edgesdk.errors import RecipeError
 from edgesdk.recipe import find_recipe, load_recipe, parse_recipe
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from edgeagent.vision.errors import ParamsError
 from edgeagent.vision.preprocess import Transform, preprocess, preprocess_batch, resize_to_input
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from edgeagent.vision.decoders import DECODERS, decode
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"

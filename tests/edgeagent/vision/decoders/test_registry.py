@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from edgeagent.vision.decoders import DECODERS, decode, get_decoder, register_decoder
 from edgeagent.vision.errors import OutputsError, ParamsError
 from edgeagent.vision.types import Detections
