@@ -120,10 +120,16 @@ def slim_recipe(
     say = progress or (lambda _phase: None)
     started = time.perf_counter()
     spec = recipe.slim
-    check_method(spec.method)
+    method = plan.method if plan is not None else spec.method
+    check_method(method)
     say("export")
     original = export_recipe(recipe, model_dir=model_dir, model=model, check_parity=False).model
-    extras, calibration = _calibration(recipe, original, images, spec.method)
+    extras, calibration = _calibration(recipe, original, images, method)
+    if plan is not None and plan.reconstruct and not dry_run and "feeds" not in extras:
+        raise PruneError(
+            "this plan asks for the least-squares refit of the next layers, which samples images",
+            hint="pass --images DIR (the calibration images)",
+        )
     if plan is None:
         say("plan")
         plan = make_plan(

@@ -41,3 +41,15 @@ def test_slim_exported_for_pipelines(exported) -> None:
     slim, plan = slim_exported(recipe, exported("yunet"))
     meta = {p.key: p.value for p in slim.metadata_props}
     assert json.loads(meta["edgesdk.slim"])["removed_flops"] == round(plan.removed_flops, 4) >= 0.25
+
+
+def test_reviewed_refit_plan_needs_images(models_dir: Path, exported, sample_images) -> None:
+    from edgesdk.slim.plan import make_plan
+
+    plan = make_plan(exported("yunet"), method="l1", ratio=0.2, extras={"reconstruct": True})
+    assert plan.reconstruct
+    with pytest.raises(PruneError, match="asks for the least-squares refit"):
+        slim_recipe(load_recipe("yunet"), model_dir=models_dir, plan=plan, latency_runs=0)
+    images = Path(sample_images["bus"]).parent
+    report = slim_recipe(load_recipe("yunet"), model_dir=models_dir, plan=plan, images=images, latency_runs=0)
+    assert report.after is not None and any("least squares" in n for n in report.notes)
