@@ -25,6 +25,12 @@ PrecisionOpt = Annotated[
     typer.Option("--precision", help="fp32 | fp16 | int8 (default: the recipe's build.precision)"),
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="print the plan; send and change nothing")]
+CalibrationOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--calibration", help="folder from `edgesdk calibrate -o`: sends its cache, Q/DQ model and images"
+    ),
+]
 ImagesOpt = Annotated[
     Optional[Path], typer.Option("--images", help="real images for the export's parity check")
 ]
@@ -102,6 +108,7 @@ def deploy_cmd(
     model: ModelOpt = None,
     model_dir: ModelDirOpt = None,
     images: ImagesOpt = None,
+    calibration: CalibrationOpt = None,
     accept_new: AcceptNewOpt = False,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
@@ -129,6 +136,7 @@ def deploy_cmd(
             accept_new=accept_new,
             dry_run=dry_run,
             parity_images=parity,
+            calibration=calibration,
             on_event=_Bars(progress),
         )
     if as_json:

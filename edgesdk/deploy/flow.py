@@ -96,16 +96,22 @@ def prepare(
     model_dir: Path | None = None,
     model: Path | None = None,
     parity_images: Sequence[Path] | None = None,
+    calibration: Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Prepared:
-    """Export the recipe and write its bundle and the agent zipapp under ``work_dir``."""
+    """Export the recipe and write its bundle (with ``calibration``'s files) and the agent zipapp."""
     say = progress or (lambda _m: None)
     onnx_path = work_dir / recipe.name / "model.onnx"
     export_recipe(
         recipe, model_dir=model_dir, model=model, parity_images=parity_images, output=onnx_path, progress=say
     )
     say("bundle")
-    bundle = write_bundle(recipe, [("model", onnx_path)], work_dir / recipe.name / "bundle")
+    files: list[tuple[str, Path]] = [("model", onnx_path)]
+    if calibration is not None:
+        from edgesdk.quant.calibrate import bundle_files
+
+        files += bundle_files(calibration, recipe)
+    bundle = write_bundle(recipe, files, work_dir / recipe.name / "bundle")
     agent_path = work_dir / "edgeagent.pyz"
     digest = write_agent_zip(agent_path)
     return Prepared(bundle, AgentPackage(agent_path, digest))
@@ -164,6 +170,7 @@ def deploy(
     accept_new: bool = False,
     dry_run: bool = False,
     parity_images: Sequence[Path] | None = None,
+    calibration: Path | None = None,
     on_event: DeviceEventFn | None = None,
     max_parallel: int = 8,
 ) -> list[DeviceReport]:
@@ -172,7 +179,14 @@ def deploy(
     Raises:
         EdgeSdkError: export or bundling failed (before any device is touched).
     """
-    prepared = prepare(recipe, work_dir, model_dir=model_dir, model=model, parity_images=parity_images)
+    prepared = prepare(
+        recipe,
+        work_dir,
+        model_dir=model_dir,
+        model=model,
+        parity_images=parity_images,
+        calibration=calibration,
+    )
     if len(devices) == 1:
         return [
             deploy_device(

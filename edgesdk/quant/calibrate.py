@@ -354,3 +354,32 @@ def load_qdq(folder: Path, recipe: Recipe | None = None) -> tuple[onnx.ModelProt
             hint="point --calibration at the folder `edgesdk calibrate` wrote for this recipe",
         )
     return load_model(folder / QDQ_FILE), summary
+
+
+def bundle_files(folder: Path, recipe: Recipe) -> list[tuple[str, Path]]:
+    """What a deploy sends from an earlier ``edgesdk calibrate -o FOLDER``, as (role, path) pairs.
+
+    Roles: ``calibration_cache`` (the device's TensorRT uses it when its version matches the
+    header, skipping calibration), ``qdq_model`` (explicit quantization), and one
+    ``calibration_image`` per chosen image (the device calibrates on them otherwise).
+
+    Raises:
+        ArtifactNotFound: the folder or a chosen image is missing.
+        CalibrationError: the folder was calibrated for another recipe.
+    """
+    folder = Path(folder)
+    _model, summary = load_qdq(folder, recipe)
+    files: list[tuple[str, Path]] = [("qdq_model", folder / QDQ_FILE)]
+    if (folder / CACHE_FILE).is_file():
+        files.append(("calibration_cache", folder / CACHE_FILE))
+    images = summary.get("images") or {}
+    root = Path(str(images.get("root", ".")))
+    for rel in images.get("chosen", []):
+        path = root / rel
+        if not path.is_file():
+            raise ArtifactNotFound(
+                f"calibration image {path} (listed in {folder / SUMMARY_FILE}) does not exist",
+                hint="calibrate again, or restore the image folder",
+            )
+        files.append(("calibration_image", path))
+    return files
