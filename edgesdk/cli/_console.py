@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
 err_console = Console(stderr=True, highlight=False)
@@ -29,3 +32,23 @@ def live_line(quiet: bool = False) -> Live:
     """A one-line live status on stderr (silent with ``--json``)."""
     console = Console(stderr=True, quiet=True) if quiet else err_console
     return Live(Text("starting…"), console=console, transient=True, redirect_stdout=False)
+
+
+@contextmanager
+def phase_bars(
+    prefix: str, names: Mapping[str, str] | None = None
+) -> Iterator[Callable[[str, int, int], None]]:
+    """Progress bars on stderr, one per phase: yields ``progress(phase, done, total)``.
+
+    Bars show only on a terminal: redirected stderr (CI logs) would get stray blank lines.
+    """
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(f"{prefix}: {(names or {}).get(phase, phase)}", total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        yield progress

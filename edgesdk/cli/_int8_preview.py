@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from edgesdk.cli._console import err_console, out_console, print_json
+from edgesdk.cli._console import err_console, out_console, phase_bars, print_json
 
 if TYPE_CHECKING:
     from edgesdk.quant.preview import Int8Preview
@@ -89,20 +89,11 @@ def run_int8(
     as_json: bool,
 ) -> None:
     """Run :func:`edgesdk.quant.preview.int8_preview` with a progress bar and render it."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from edgesdk.quant.preview import int8_preview
 
     names = [c.strip() for c in calibrators.split(",") if c.strip()] if calibrators else None
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
-        tasks: dict[str, Any] = {}
-
-        def progress(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(f"{recipe.name}: {phase}", total=total)
-            bar.update(tasks[phase], completed=done, total=total)
-
+    with phase_bars(recipe.name) as progress:
         preview = int8_preview(
             recipe,
             data,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from edgesdk.cli._console import err_console, next_step, out_console, print_json
+from edgesdk.cli._console import err_console, next_step, out_console, phase_bars, print_json
 from edgesdk.cli._params import JsonOpt, ModelDirOpt, ModelOpt, OutOpt, RecipeArg
 from edgesdk.quant.cache import DEFAULT_TRT, TRT_TARGETS
 from edgesdk.recipe import load_recipe
@@ -92,22 +92,11 @@ def calibrate_cmd(
     Thresholds use TensorRT's entropy calibration by default (2048-bin |x| histograms,
     least KL divergence); the cache header names the device's TensorRT version (--trt).
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from edgesdk.quant.calibrate import calibrate
 
     spec = load_recipe(recipe)
     target = output or default_output(spec.name)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    # a bar only on a terminal: redirected stderr (CI logs) would get stray blank lines
-    with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
-        tasks: dict[str, Any] = {}
-
-        def progress(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(f"{spec.name}: {_PHASES.get(phase, phase)}", total=total)
-            bar.update(tasks[phase], completed=done, total=total)
-
+    with phase_bars(spec.name, _PHASES) as progress:
         result = calibrate(
             spec,
             images,

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgesdk.cli._console import err_console, out_console, print_json
+from edgesdk.cli._console import out_console, phase_bars, print_json
 from edgesdk.cli._int8_preview import (
     CalibCountOpt,
     CalibImagesOpt,
@@ -66,7 +66,6 @@ def eval_cmd(
     beside the images (WIDER subset) they are resized to their natural aspect first.
     With --precision int8 the int8 Q/DQ simulation(s) are scored too, side by side.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     spec = load_recipe(recipe)
     if precision is Precision.int8:
@@ -85,10 +84,7 @@ def eval_cmd(
         )
         return
     check_fp32_options(calibration, calibrator, images, count)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    # a bar only on a terminal: redirected stderr (CI logs) would get stray blank lines
-    with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
-        task = bar.add_task(f"eval {spec.name}", total=None)
+    with phase_bars("eval") as progress:
         result = evaluate(
             spec,
             data,
@@ -96,7 +92,7 @@ def eval_cmd(
             model=model,
             limit=limit,
             min_size=min_size,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=lambda done, total: progress(spec.name, done, total),
         )
     if as_json:
         print_json(result.to_json())
