@@ -247,3 +247,18 @@ def test_batched_models_are_refused(face_backend: Backend, face_recipe: dict, wa
     batched = dict(face_recipe, input=dict(face_recipe["input"], shape=[4, 3, 640, 640]))
     with pytest.raises(BadInput, match="batch 4"):
         Pipeline(open_source(walking), face_backend, batched)
+
+
+def test_cpu_inference_runs_opencv_single_threaded_and_restores_it(
+    face_backend: Backend, face_recipe: dict, walking: str
+) -> None:
+    seen: List[int] = []
+
+    class Probe(Recorder):
+        def write(self, frame: Frame, detections: Detections, stats: Mapping[str, Any]) -> None:
+            seen.append(cv2.getNumThreads())
+
+    before = cv2.getNumThreads()
+    assert face_backend.runs_on_cpu
+    Pipeline(open_source(walking), face_backend, face_recipe, [Probe()]).run(max_frames=3)
+    assert seen == [1, 1, 1] and cv2.getNumThreads() == before

@@ -59,6 +59,12 @@ class Backend:
     def active(self) -> bool:
         return self._active
 
+    @property
+    def runs_on_cpu(self) -> bool:
+        """True when inference computes on the host CPU (it then competes with the pipeline's
+        other stages for cores); False for GPU/DLA engines. Valid after activation."""
+        return False
+
     # -- inference
     def infer(self, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         """Run one batch.

@@ -54,3 +54,17 @@ def test_corrupt_model(tmp_path: Path) -> None:
         build_ort(str(bad), {})
     with pytest.raises(BackendError, match="cannot load"):
         OrtBackend(str(bad)).activate()
+
+
+def test_spinning_is_off_by_default_and_the_backend_says_it_runs_on_the_cpu(yunet: Path) -> None:
+    from edgeagent.backends.ort import _session_options
+
+    assert _session_options(None).get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    with pytest.raises(RuntimeError):  # not set: onnxruntime's own default (spinning) applies
+        _session_options(2, spin=True).get_session_config_entry("session.intra_op.allow_spinning")
+    x = np.random.default_rng(2).uniform(0, 255, (1, 3, 320, 320)).astype(np.float32)
+    with OrtBackend(str(yunet)) as calm, OrtBackend(str(yunet), spin=True) as spinning:
+        assert calm.runs_on_cpu and spinning.runs_on_cpu
+        a, b = calm.infer({"input": x}), spinning.infer({"input": x})
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])  # a scheduling setting, never a numeric one

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, List, Mapping, Sequence, Tuple
 
 import numpy as np
@@ -71,6 +72,23 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
+def softmax_column(x: np.ndarray, column: int) -> np.ndarray:
+    """Softmax probability of one ``column`` of (N, C) logits, without the full (N, C) softmax.
+
+    ``p = 1 / sum_k exp(x_k - x_column)``: one pass per class column (C is small: 2 for
+    face/background) instead of row-wise max/sum reductions, which numpy does slowly over a
+    short last axis. Overflow goes to inf and gives p = 0, which is the right limit.
+    """
+    x = np.asarray(x, np.float32)
+    ref = x[:, column]
+    total = np.ones(x.shape[0], np.float32)
+    with np.errstate(over="ignore"):
+        for k in range(x.shape[1]):
+            if k != column:
+                total += np.exp(x[:, k] - ref)
+    return np.reciprocal(total)
+
+
 def grid_cells(height: int, width: int) -> Tuple[np.ndarray, np.ndarray]:
     """Row-major cell indices (x, y) of an H x W grid, each (H*W,) float32."""
     ys, xs = np.divmod(np.arange(height * width, dtype=np.int64), width)
@@ -122,6 +140,34 @@ def best_class(class_scores: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def ssd_priors(
+    input_hw: Tuple[int, int],
+    strides: Sequence[int],
+    sizes: Sequence[Sequence[float]],
+    centre_by_grid: bool = False,
+) -> np.ndarray:
+    """Cached :func:`_ssd_priors` (the same few thousand rows every frame); read-only array."""
+    key = (
+        (int(input_hw[0]), int(input_hw[1])),
+        tuple(int(s) for s in strides),
+        tuple(tuple(float(m) for m in group) for group in sizes),
+        bool(centre_by_grid),
+    )
+    return _cached_priors(*key)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_priors(
+    input_hw: Tuple[int, int],
+    strides: Tuple[int, ...],
+    sizes: Tuple[Tuple[float, ...], ...],
+    centre_by_grid: bool,
+) -> np.ndarray:
+    priors = _ssd_priors(input_hw, strides, sizes, centre_by_grid)
+    priors.setflags(write=False)
+    return priors
+
+
+def _ssd_priors(
     input_hw: Tuple[int, int],
     strides: Sequence[int],
     sizes: Sequence[Sequence[float]],

@@ -30,7 +30,7 @@ from ._common import (
     int_list,
     param,
     size_groups,
-    softmax,
+    softmax_column,
     ssd_priors,
     variances,
     xywh_to_xyxy,
@@ -84,7 +84,7 @@ def decode_retinaface(
             f"{tuple(input_hw)} give {priors.shape[0]} priors; "
             "check postprocess.steps, min_sizes and input.shape"
         )
-    scores = softmax(conf, axis=1)[:, 1] if bool(param(params, "conf_softmax", NAME)) else conf[:, 1]
+    scores = softmax_column(conf, 1) if bool(param(params, "conf_softmax", NAME)) else conf[:, 1]
     keep = np.nonzero(scores >= conf_threshold(params, NAME))[0]
     priors = priors[keep]
     var = variances(params, NAME)

@@ -75,3 +75,29 @@ def test_every_decoder_has_a_hit_and_an_empty_case() -> None:
         bucket = hits if case["expected"]["scores"] else empties
         bucket[name] = bucket.get(name, 0) + 1
     assert set(hits) == set(DECODERS) == set(empties)
+
+
+def test_softmax_column_equals_the_full_softmax_and_survives_extreme_logits() -> None:
+    from edgeagent.vision.decoders._common import softmax, softmax_column
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 4, (1000, 3)).astype(np.float32)
+    logits[0] = [1000.0, -1000.0, 0.0]  # exp overflow in the naive form
+    logits[1] = [-1000.0, 1000.0, 0.0]
+    for column in range(3):
+        np.testing.assert_allclose(
+            softmax_column(logits, column), softmax(logits, axis=1)[:, column], atol=1e-6
+        )
+    assert softmax_column(logits, 1)[0] == 0.0 and softmax_column(logits, 1)[1] == 1.0
+
+
+def test_ssd_priors_are_cached_read_only_and_keyed_by_every_argument() -> None:
+    from edgeagent.vision.decoders._common import _ssd_priors, ssd_priors
+
+    a = ssd_priors((640, 640), [8, 16, 32], [[16, 32], [64, 128], [256, 512]])
+    assert a is ssd_priors((640, 640), (8, 16, 32), ((16.0, 32.0), (64.0, 128.0), (256.0, 512.0)))
+    assert not a.flags.writeable and a.shape == (16800, 4)
+    np.testing.assert_array_equal(a, _ssd_priors((640, 640), [8, 16, 32], [[16, 32], [64, 128], [256, 512]]))
+    b = ssd_priors((640, 640), [8, 16, 32], [[16, 32], [64, 128], [256, 512]], centre_by_grid=True)
+    c = ssd_priors((320, 320), [8, 16, 32], [[16, 32], [64, 128], [256, 512]])
+    assert b is not a and c.shape == (4200, 4)
