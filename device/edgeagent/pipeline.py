@@ -1,6 +1,7 @@
-"""Camera inference, overlapped: capture -> pre-process -> infer -> decode -> draw/sink, one thread each.
+"""Camera inference, overlapped: capture -> pre-process -> infer -> decode -> draw/sink in threads.
 
-Stages hand frames on through bounded queues, so throughput is set by the slowest stage rather
+Live sources run one thread per stage; files pre-process in the capture thread (nothing is
+dropped, so no work is wasted, and the frame is still in cache). Stages hand frames on through bounded queues, so throughput is set by the slowest stage rather
 than by the sum of all of them, and memory stays flat. A live source's queue drops its OLDEST
 frame when full (the newest frame is the one worth showing); a file's queue blocks, so nothing is
 dropped. Every frame records its milliseconds per stage and its end-to-end latency (capture
@@ -218,15 +219,24 @@ class Pipeline:
         info = StreamInfo(self.params.class_names, self.source.fps, self.source.uri)
         for sink in self.sinks:
             sink.start(info)
-        queues: List[queue.Queue[Any]] = [queue.Queue(self.queue_size) for _ in STAGES[1:]]
+        staged: List[Tuple[str, Callable[[_Work], None]]] = [
+            ("preprocess", self._preprocess),
+            ("infer", lambda w: self._infer(w, input_name)),
+            ("postprocess", self._postprocess),
+            ("sink", self._sink),
+        ]
+        if not self.source.live:
+            # A file drops nothing, so pre-processing right after decoding wastes no work: the
+            # capture thread does it while the frame is still in cache, saving a thread hand-off.
+            staged = staged[1:]
+        queues: List[queue.Queue[Any]] = [queue.Queue(self.queue_size) for _ in staged]
         # Live: preprocess takes a frame only when the queue in front of inference has room, so the
         # frame it takes is the newest one (not one that then waits behind a full queue).
         self._gate = threading.Semaphore(self.queue_size) if self.source.live else None
-        work = [self._preprocess, lambda w: self._infer(w, input_name), self._postprocess, self._sink]
         threads = [
             threading.Thread(target=self._capture_loop, args=(queues[0],), name="capture", daemon=True)
         ]
-        for i, (stage, fn) in enumerate(zip(STAGES[1:], work)):
+        for i, (stage, fn) in enumerate(staged):
             q_out = queues[i + 1] if i + 1 < len(queues) else None
             threads.append(
                 threading.Thread(
@@ -318,6 +328,7 @@ class Pipeline:
     def _capture_loop(self, q_out: queue.Queue[Any]) -> None:
         max_frames, duration = self._limits
         frames = iter(self.source)
+        stage = "capture"
         try:
             while not self._stop.is_set():
                 if max_frames is not None and self.stats.frames_in >= max_frames:
@@ -334,11 +345,17 @@ class Pipeline:
                 self.stats.frames_in += 1
                 if self.source.live:
                     self._put_latest(q_out, work)
-                elif not self._put(q_out, work):
+                    continue
+                stage = "preprocess"
+                t0 = time.perf_counter()
+                self._preprocess(work)
+                work.ms[stage] = (time.perf_counter() - t0) * 1000.0
+                stage = "capture"
+                if not self._put(q_out, work):
                     break
             self._put(q_out, _END)
         except BaseException as err:
-            self._fail("capture", err)
+            self._fail(stage, err)
         finally:
             close = getattr(frames, "close", None)
             if close is not None:

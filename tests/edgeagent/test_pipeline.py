@@ -199,6 +199,21 @@ def test_a_capture_error_names_capture(face_backend: Backend, face_recipe: dict)
         Pipeline(ExplodingSource(), face_backend, face_recipe).run()
 
 
+@pytest.mark.parametrize("live", [False, True])
+def test_a_preprocess_error_names_preprocess_in_both_thread_layouts(
+    face_backend: Backend, face_recipe: dict, live: bool
+) -> None:
+    class FloatSource(Source):  # float frames: pre-processing refuses them (uint8 only)
+        def __iter__(self) -> Iterator[Frame]:
+            while not self.stopped:
+                yield Frame(0, np.zeros((64, 64, 3), np.float32), time.monotonic())
+
+    with pytest.raises(PipelineError) as info:
+        Pipeline(FloatSource("float://", live=live), face_backend, face_recipe).run(max_frames=5)
+    assert info.value.stage == "preprocess" and "uint8" in str(info.value)
+    assert not [t for t in threading.enumerate() if t.name in STAGES and t.is_alive()]
+
+
 def test_a_sink_can_end_the_run_cleanly(face_backend: Backend, face_recipe: dict, walking: str) -> None:
     stats = Pipeline(open_source(walking), face_backend, face_recipe, [Recorder(stop_at=5)]).run()
     assert stats.stop_reason == "stopped" and 5 <= stats.frames_in <= 35
