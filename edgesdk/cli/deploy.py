@@ -32,7 +32,10 @@ CalibrationOpt = Annotated[
     ),
 ]
 ImagesOpt = Annotated[
-    Optional[Path], typer.Option("--images", help="real images for the export's parity check")
+    Optional[Path],
+    typer.Option(
+        "--images", help="real images for the export's parity check and for slimming (slim.enabled)"
+    ),
 ]
 
 
@@ -137,6 +140,7 @@ def deploy_cmd(
             dry_run=dry_run,
             parity_images=parity,
             calibration=calibration,
+            slim_images=images,
             on_event=_Bars(progress),
         )
     if as_json:
@@ -147,6 +151,13 @@ def deploy_cmd(
                 out_console.print(f"[bold]plan for {r.device}[/bold] (nothing was changed):")
                 for line in r.plan:
                     out_console.print(f"  {line}", soft_wrap=True)
+        slim = reports[0].slim if reports else None
+        if slim:
+            (f0, f1), (p0, p1) = slim["flops"], slim["params"]
+            out_console.print(
+                f"slimmed ({slim['method']}, {slim['removed_flops']:.1%} of FLOPs removed): "
+                f"{f0 / 1e9:.3f} -> {f1 / 1e9:.3f} GFLOPs, {p0 / 1e6:.3f} -> {p1 / 1e6:.3f} M params"
+            )
         out_console.print(_table(reports))
         for r in reports:
             if r.hint and not r.ok:

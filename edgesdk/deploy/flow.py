@@ -58,6 +58,7 @@ class DeviceReport:
     bundle: str | None = None
     build: dict[str, Any] = field(default_factory=dict)
     plan: list[str] | None = None
+    slim: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -78,6 +79,8 @@ class DeviceReport:
         }
         if self.plan is not None:
             data["plan"] = self.plan
+        if self.slim is not None:
+            data["slim"] = self.slim
         return data
 
 
@@ -87,6 +90,8 @@ class Prepared:
 
     bundle: Bundle
     agent: AgentPackage
+    slim: dict[str, Any] | None = None
+    """What slimming did (``recipe.slim.enabled``), see :func:`edgesdk.slim.driver.slim_for_deploy`."""
 
 
 def prepare(
@@ -97,14 +102,22 @@ def prepare(
     model: Path | None = None,
     parity_images: Sequence[Path] | None = None,
     calibration: Path | None = None,
+    slim_images: Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Prepared:
-    """Export the recipe and write its bundle (with ``calibration``'s files) and the agent zipapp."""
+    """Export the recipe (slimmed when ``slim.enabled``, calibrated on ``slim_images``) and write its
+    bundle (with ``calibration``'s files) and the agent zipapp."""
     say = progress or (lambda _m: None)
     onnx_path = work_dir / recipe.name / "model.onnx"
-    export_recipe(
+    exported = export_recipe(
         recipe, model_dir=model_dir, model=model, parity_images=parity_images, output=onnx_path, progress=say
     )
+    slim = None
+    if recipe.slim.enabled:
+        from edgesdk.slim.driver import slim_for_deploy
+
+        say("slim")
+        slim = slim_for_deploy(recipe, exported.model, onnx_path, images=slim_images)
     say("bundle")
     files: list[tuple[str, Path]] = [("model", onnx_path)]
     if calibration is not None:
@@ -114,7 +127,7 @@ def prepare(
     bundle = write_bundle(recipe, files, work_dir / recipe.name / "bundle")
     agent_path = work_dir / "edgeagent.pyz"
     digest = write_agent_zip(agent_path)
-    return Prepared(bundle, AgentPackage(agent_path, digest))
+    return Prepared(bundle, AgentPackage(agent_path, digest), slim)
 
 
 def _digests(bundle: Bundle) -> list[str]:
@@ -132,7 +145,7 @@ def deploy_device(
     """Deploy to one device; never raises for device-side failures (they go in the report)."""
     started = time.perf_counter()
     say = on_event or (lambda _d, _k, _x: None)
-    report = DeviceReport(device.name, ok=False, bundle=prepared.bundle.bundle_id)
+    report = DeviceReport(device.name, ok=False, bundle=prepared.bundle.bundle_id, slim=prepared.slim)
     owner = new_owner()
     try:
         with open_transport(device, accept_new=accept_new) as transport:
@@ -171,13 +184,14 @@ def deploy(
     dry_run: bool = False,
     parity_images: Sequence[Path] | None = None,
     calibration: Path | None = None,
+    slim_images: Path | None = None,
     on_event: DeviceEventFn | None = None,
     max_parallel: int = 8,
 ) -> list[DeviceReport]:
     """Export and bundle once, then deploy to every device in parallel.
 
     Raises:
-        EdgeSdkError: export or bundling failed (before any device is touched).
+        EdgeSdkError: export, slimming or bundling failed (before any device is touched).
     """
     prepared = prepare(
         recipe,
@@ -186,6 +200,7 @@ def deploy(
         model=model,
         parity_images=parity_images,
         calibration=calibration,
+        slim_images=slim_images,
     )
     if len(devices) == 1:
         return [

@@ -219,6 +219,41 @@ def slim_exported(
     return _apply(model, plan, extras)[0], plan
 
 
+def slim_for_deploy(
+    recipe: Recipe, model: onnx.ModelProto, output: Path, *, images: Path | None = None
+) -> dict[str, Any]:
+    """Slim the exported ``model`` as ``recipe.slim`` says, write it to ``output``, summarise.
+
+    What ``edgesdk deploy`` calls when ``slim.enabled`` is true, between export and bundle.
+
+    Args:
+        recipe: the recipe (``slim``: method, ratio, scope, round_to, images).
+        model: the exported model; not modified.
+        output: where the slim model is written (the exported file is replaced there).
+        images: calibration images (needed by thinet/lasso/sss; with l1/bn they add the refit).
+
+    Returns:
+        Plain data for the deploy report: method, ratio, the FLOPs/params before and after,
+        removed fraction, pruned groups, images used, whether the refit ran.
+
+    Raises:
+        PruneError: see :func:`slim_recipe` (e.g. thinet without ``images``).
+    """
+    from edgesdk.graph.io import save_model
+
+    slim, plan = slim_exported(recipe, model, images=images)
+    save_model(slim, output)
+    before, after = static_stats(model), static_stats(slim)
+    return {
+        **_provenance(plan),
+        "flops": [before.flops, after.flops],
+        "params": [before.params, after.params],
+        "groups_pruned": sum(1 for g in plan.groups if g.removed),
+        "images": str(images) if images is not None else None,
+        "reconstructed": plan.reconstruct and images is not None,
+    }
+
+
 def _provenance(plan: SlimPlan) -> dict[str, Any]:
     return {
         "method": plan.method,

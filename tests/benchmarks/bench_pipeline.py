@@ -2,7 +2,8 @@
 
 For each model, :func:`edgeagent.bench.bench` warms the engine up, times it alone on a fixed
 pre-processed input (like trtexec), then runs the overlapped pipeline (capture -> preprocess ->
-infer -> decode -> sink) on the first ``--frames`` frames of a real video, in the same run. The
+infer -> decode -> sink) on the first ``--frames`` frames of a real video, in the same run, with
+the ort backend's default settings (``--spin``: onnxruntime's own spinning threads instead). The
 ratio ``e2e_fps / infer_fps`` says how well capture, pre- and post-processing hide behind inference
 (goal on a 2-core CPU: >= 0.9). ``--repeat`` runs everything several times (the machine may be
 shared) and prints every run plus the median ratio. On a machine shared with other jobs the
@@ -40,9 +41,11 @@ MODELS = ("yolov5n", "retinaface-mnet")
 STAGES = ("capture", "preprocess", "infer", "postprocess", "sink", "e2e")
 
 
-def _one(name: str, shared: Path, video: Path, frames: int, sinks: list[str], rounds: int) -> dict[str, Any]:
+def _one(
+    name: str, shared: Path, video: Path, frames: int, sinks: list[str], rounds: int, spin: bool
+) -> dict[str, Any]:
     recipe = load_recipe(name).resolved()
-    backend = OrtBackend(str(shared / "models" / recipe["model"]["path"]))
+    backend = OrtBackend(str(shared / "models" / recipe["model"]["path"]), spin=spin)
     parts = []
     with backend:
         for _ in range(rounds):
@@ -98,6 +101,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--rounds", type=int, default=1, help="alternating (engine, pipeline) pairs per run")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--sink", action="append", default=[], help="sink URI for the e2e part (repeatable)")
+    parser.add_argument(
+        "--spin",
+        action="store_true",
+        help="onnxruntime's own default (idle intra-op threads busy-wait) instead of the backend's (they sleep)",
+    )
     parser.add_argument("--json", action="store_true", help="print the reports as JSON")
     args = parser.parse_args(argv)
     video = args.shared / "data" / "videos" / args.video
@@ -105,7 +113,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     for rep in range(args.repeat):
         for name in args.models.split(","):
             sys.stderr.write(f"run {rep + 1}/{args.repeat}: {name} ...\n")
-            reports.append(_one(name, args.shared, video, args.frames, args.sink, args.rounds))
+            reports.append(_one(name, args.shared, video, args.frames, args.sink, args.rounds, args.spin))
     if args.json:
         print(json.dumps(reports, indent=1))
         return 0
@@ -120,7 +128,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"{name}: median e2e/infer over {len(ratios)} run(s) = {statistics.median(ratios):.3f}")
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     print(
-        f"\nonnxruntime {onnxruntime.__version__} CPU (default session options), {os.cpu_count()} cores, "
+        f"\nonnxruntime {onnxruntime.__version__} CPU (the ort backend's defaults"
+        f"{', but spinning threads' if args.spin else ''}), {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, video {args.video}, first {args.frames} frames "
         f"x {args.rounds} round(s), "
         f"queue_size 2, no sinks unless --sink; load average at the end {load}."

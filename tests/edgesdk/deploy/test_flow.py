@@ -91,3 +91,38 @@ def test_json_report_fields(device_home: Path, models_dir: Path, tmp_path: Path)
     for key in ("device", "ok", "bytes_sent", "files_sent", "files_skipped", "seconds", "engine", "error"):
         assert key in data
     json.dumps(data)
+
+
+def test_slim_enabled_deploys_the_slim_model(
+    device_home: Path, models_dir: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    from edgesdk.graph.io import load_model
+    from edgesdk.slim.measure import static_stats
+
+    recipe = override(
+        load_recipe("yunet"),
+        {"slim.enabled": True, "slim.method": "thinet", "slim.ratio": 0.1, "slim.images": 2},
+    )
+    [report] = deploy(
+        recipe, [LOCAL], tmp_path / "w", model_dir=models_dir, slim_images=data_dir / "sample_images"
+    )
+    assert report.ok, report.error
+    slim = report.to_json()["slim"]
+    assert slim["method"] == "thinet" and slim["reconstructed"] is True and slim["groups_pruned"] > 0
+    (f0, f1), (p0, p1) = slim["flops"], slim["params"]
+    assert f1 <= 0.9 * f0 and p1 < p0
+    deployed = Store(str(device_home / ".edgeagent")).deployment("yunet")["current"]
+    [model_file] = (device_home / ".edgeagent" / "bundles" / deployed / "files").iterdir()
+    got = static_stats(load_model(model_file))
+    assert (got.flops, got.params) == (f1, p1)
+
+
+def test_slim_needing_images_fails_before_any_device(
+    device_home: Path, models_dir: Path, tmp_path: Path
+) -> None:
+    from edgesdk.errors import PruneError
+
+    recipe = override(load_recipe("yunet"), {"slim.enabled": True, "slim.method": "lasso"})
+    with pytest.raises(PruneError, match="no image folder"):
+        deploy(recipe, [LOCAL], tmp_path / "w", model_dir=models_dir)
+    assert not (device_home / ".edgeagent").exists()
