@@ -29,11 +29,9 @@ def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
     start = math.floor(lo / step) * step
-    ticks = []
-    value = start
-    while value <= hi + step * 0.5:
-        ticks.append(round(value, 10))
-        value += step
+    ticks = [round(start, 10)]
+    while ticks[-1] < hi - step * 1e-9:  # the last tick covers hi: bars never rise above the axis
+        ticks.append(round(start + len(ticks) * step, 10))
     return ticks
 
 
@@ -140,7 +138,7 @@ def bar_chart(labels: Sequence[str], groups: dict[str, Sequence[float]], *, titl
                 f'fill="{PALETTE[j % len(PALETTE)]}"><title>{html.escape(label)}: {fmt(vs[i])}</title></rect>'
             )
         out.append(
-            f'<text x="{x0 + slot * 0.4:.1f}" y="{H - MB + 16}" text-anchor="middle" class="a">{html.escape(short(label))}</text>'
+            f'<text x="{x0 + slot * 0.4:.1f}" y="{H - MB + 16}" text-anchor="middle" class="a">{html.escape(short(label, max(8, int(slot / 6.5))))}</text>'
         )
     out += _legend(list(groups))
     out.append("</svg>")
