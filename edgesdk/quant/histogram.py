@@ -9,7 +9,8 @@ see :mod:`edgesdk.quant.stats`). It is kept at :data:`FINE_BINS` = 2048 x 8 bins
 - percentile and MSE thresholds get 8x finer resolution.
 
 Bin ``b`` of an ``n``-bin histogram holds ``b * amax / n <= |x| < (b + 1) * amax / n``; the
-last bin also holds ``|x| == amax``. Pure numpy.
+last bin also holds ``|x| == amax``. Pure numpy, except OpenCV's ``calcHist`` for counting
+bin indices (:class:`IndexCounter`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "HIST_BINS",
     "STREAM_BINS",
     "GrowingHistogram",
+    "IndexCounter",
     "accumulate",
     "coarse",
     "fraction_above",
@@ -65,6 +67,75 @@ def accumulate(hist: np.ndarray, values: np.ndarray, amax: float, *, clip: bool 
     counts = np.bincount(flat.astype(np.intp), minlength=bins)
     hist += counts[:bins]
     hist[-1] += counts[bins:].sum()  # |x| == amax (and anything above it)
+
+
+_EXACT_FLOAT32 = 2**24
+"""Counts ``cv2.calcHist`` may accumulate in its float32 histogram and stay exact."""
+
+_SMALL = 32768
+"""Index arrays below this size are counted with ``np.bincount`` (``calcHist`` has a per-call cost)."""
+
+
+class IndexCounter:
+    """Counts bin indices ``floor(|x| * bins / amax)`` (uint16 or non-negative int16) into ``bins`` bins.
+
+    Large index arrays go to OpenCV's ``calcHist`` (one bin per integer, so exact; ~0.4 ns
+    per value, about 3x faster than ``np.bincount``, which first widens every index to
+    int64), accumulated in a float32 buffer that is moved to int64 before it could hold
+    2**24 in a bin. Small arrays go to ``np.bincount``. Index ``bins`` (``|x| == amax``)
+    and anything above it land in the last bin.
+
+    Args:
+        bins: histogram bins (<= 65535).
+    """
+
+    def __init__(self, bins: int = FINE_BINS) -> None:
+        self.bins = bins
+        self.counts = np.zeros(bins + 1, np.int64)
+        self.added = 0
+        self._buffer: np.ndarray | None = None
+        self._pending = 0
+
+    def add(self, indices: np.ndarray) -> None:
+        """Count ``indices`` (uint16, or int16 known to be >= 0; any shape; not modified)."""
+        flat = np.ascontiguousarray(indices).reshape(-1)
+        if flat.dtype == np.int16:
+            flat = flat.view(np.uint16)
+        elif flat.dtype != np.uint16:
+            raise TypeError(f"bin indices must be uint16 or int16, not {indices.dtype}")
+        self.added += flat.size
+        if flat.size < _SMALL:
+            counts = np.bincount(flat, minlength=self.bins + 1)
+            self.counts += counts[: self.bins + 1]
+            self.counts[-1] += counts[self.bins + 1 :].sum()
+            return
+        from edgesdk._lazy import require
+
+        cv2 = require("cv2", feature="counting histogram bins", hint="pip install opencv-python-headless")
+        for start in range(0, flat.size, _EXACT_FLOAT32):
+            chunk = flat[start : start + _EXACT_FLOAT32]
+            if self._buffer is None:
+                self._buffer = np.zeros((self.bins + 1, 1), np.float32)
+            elif self._pending + chunk.size > _EXACT_FLOAT32:
+                self._flush()
+            edges = [0, self.bins + 1]
+            cv2.calcHist(
+                [chunk.reshape(1, -1)], [0], None, [self.bins + 1], edges, hist=self._buffer, accumulate=True
+            )
+            self._pending += chunk.size
+
+    def _flush(self) -> None:
+        if self._buffer is not None:
+            self.counts += self._buffer.reshape(-1).astype(np.int64)
+            self._buffer[:] = 0
+        self._pending = 0
+
+    def histogram(self) -> np.ndarray:
+        """The (bins,) int64 histogram of everything added so far."""
+        self._flush()
+        hist = self.counts[: self.bins].copy()
+        hist[-1] += self.added - int(self.counts[: self.bins].sum())  # index bins, and above
+        return hist
 
 
 def coarse(hist: np.ndarray, bins: int = HIST_BINS) -> np.ndarray:

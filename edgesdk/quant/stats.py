@@ -4,15 +4,21 @@
 output of every node except ``Constant`` nodes and nodes computing only from constants. That
 is the set TensorRT's own calibrator writes to its cache (real caches list the input, every
 Conv/Sigmoid/Mul/Add/Concat/Reshape output and the network outputs); the Q/DQ model uses a
-subset of them (:mod:`edgesdk.quant.qdq`). They are read as extra graph outputs of a copy
-of the model (:func:`activation_model`); the model itself is not changed.
+subset of them (:mod:`edgesdk.quant.qdq`). They are read in copies of the model
+(:func:`activation_model` exposes them whole, :mod:`edgesdk.quant.ingraph` summarises them
+in the graph); the model itself is not changed.
 
-**Two passes, bounded memory** (:func:`collect_stats`): pass 1 runs every batch and keeps,
-per tensor, min, max, ``amax = max |x|`` and the count of NaN/inf values; pass 2 runs every
-batch again and adds ``|x|`` to a histogram over the now *fixed* range ``[0, amax]``
-(:mod:`edgesdk.quant.histogram`). Only one batch's activations exist at any time, and no
-re-binning approximation is needed: the histogram is exactly the one the entropy algorithm
-specifies. Non-finite values are counted in pass 1 and left out of the histogram.
+**Two passes, bounded memory** (:func:`collect_stats`, :mod:`edgesdk.quant.passes`): pass 1
+finds, per tensor, min, max, ``amax = max |x|`` and the count of NaN/inf values; pass 2 adds
+``|x|`` to a histogram over the now *fixed* range ``[0, amax]``
+(:mod:`edgesdk.quant.histogram`): exactly the histogram the entropy algorithm specifies, no
+re-binning. Both passes compute their statistics *inside* the graph
+(:mod:`edgesdk.quant.ingraph`: reductions, then int16 bin indices), so only scalars and
+2-byte indices leave onnxruntime; two images run at once; pass 2 replays the pre-processed
+inputs of pass 1 from memory (:class:`~edgesdk.quant.streaming.FeedCache`). Tensors with
+NaN/inf (found by a non-finite in-graph sum) and non-float32 tensors take the host path
+(:class:`TensorStats` methods on whole tensors); non-finite values are counted and left out
+of the histogram.
 The recipe's own pre-processing (``edgeagent.vision.preprocess``) makes the batches; like the
 device's calibrator, a last partial batch is dropped rather than padded with repeats.
 """
@@ -20,13 +26,10 @@ device's calibrator, a last partial batch is dropped rather than padded with rep
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -138,7 +141,7 @@ class ActivationStats:
         dropped: images left out because they did not fill a last batch.
         skipped: images that could not be read.
         passes: 1 (ranges only) or 2 (ranges, then histograms).
-        seconds_infer: onnxruntime time over all passes (s).
+        seconds_infer: onnxruntime time over all passes (s; summed over the images run at once).
         seconds_stats: time spent updating the statistics (s).
     """
 
@@ -264,75 +267,6 @@ class ImageBatches:
         self.dropped = len(frames)
 
 
-_DONE = object()
-
-
-def _hand_over(results: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
-    """Put ``item`` unless the consumer stopped; False when it did."""
-    while not stop.is_set():
-        try:
-            results.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
-def _produce(
-    run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]],
-    batches: ImageBatches,
-    input_name: str,
-    results: queue.Queue[Any],
-    stop: threading.Event,
-) -> None:
-    """Worker: read, pre-process and run batches; hand (outputs, seconds, images) over one at a time."""
-    try:
-        for feed in batches:
-            started = time.perf_counter()
-            outputs = run({input_name: feed})
-            outputs[input_name] = feed
-            if not _hand_over(results, (outputs, time.perf_counter() - started, feed.shape[0]), stop):
-                return
-        _hand_over(results, _DONE, stop)
-    except BaseException as err:  # handed to the consumer, which re-raises it
-        _hand_over(results, err, stop)
-
-
-def _pass(
-    run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]],
-    batches: ImageBatches,
-    input_name: str,
-    update: Callable[[TensorStats, np.ndarray], object],
-    stats: ActivationStats,
-    tick: Callable[[int], None],
-) -> None:
-    """One pass over the batches: onnxruntime runs the next batch (a worker thread; it releases
-    the GIL) while this thread folds the previous one into the statistics. At most two
-    batches' activations exist at a time."""
-    results: queue.Queue[Any] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-    worker = threading.Thread(target=_produce, args=(run, batches, input_name, results, stop), daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = results.get()
-            if item is _DONE:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            outputs, seconds, images = item
-            stats.seconds_infer += seconds
-            started = time.perf_counter()
-            for name, tensor_stats in stats.tensors.items():
-                update(tensor_stats, outputs[name])
-            del outputs, item
-            stats.seconds_stats += time.perf_counter() - started
-            tick(images)
-    finally:
-        stop.set()
-        worker.join()
-
-
 def collect_stats(
     model: onnx.ModelProto,
     batches: ImageBatches,
@@ -351,9 +285,10 @@ def collect_stats(
         input_name: the model input to feed (default: its first graph input).
         tensors: tensors to gather (default: :func:`calibration_tensors`).
         histograms: gather histograms; without them only ranges (enough for minmax), one pass.
-        passes: 2 (default): ranges, then histograms over the exact ``[0, amax]``; 1: one
-            onnxruntime pass with :class:`~edgesdk.quant.histogram.GrowingHistogram`
-            (half the inference; each value may land up to 1/16 of an entropy bin off).
+        passes: 2 (default): ranges, then histograms over the exact ``[0, amax]``, both
+            computed in the graph (:mod:`edgesdk.quant.ingraph`); 1: one onnxruntime pass with
+            every tensor exposed and :class:`~edgesdk.quant.histogram.GrowingHistogram`
+            (each value may land up to 1/16 of an entropy bin off).
         progress: called as ``progress(done, total)`` after each image of each pass.
 
     Returns:
@@ -364,16 +299,19 @@ def collect_stats(
         CalibrationError: a tensor name is unknown.
         GraphError: onnxruntime cannot load or run the model.
     """
-    from edgesdk.graph.io import onnxruntime_runner, to_graph
+    from edgesdk.graph.io import to_graph
+    from edgesdk.quant.ingraph import in_graph_tensors
+    from edgesdk.quant.passes import histogram_pass, range_pass, stream_pass
+    from edgesdk.quant.streaming import FeedCache
 
+    if passes not in (1, 2):
+        raise CalibrationError(f"statistics take 1 or 2 passes, not {passes}")
     graph = to_graph(model)
     names = list(tensors) if tensors is not None else calibration_tensors(graph)
     feed_name = input_name or model.graph.input[0].name
-    run = onnxruntime_runner(activation_model(model, names))
-    if passes not in (1, 2):
-        raise CalibrationError(f"statistics take 1 or 2 passes, not {passes}")
     stats = ActivationStats(tensors={name: TensorStats(name) for name in names})
     passes = passes if histograms else 1
+    single = histograms and passes == 1
     expected = len(batches)
     done = 0
 
@@ -383,11 +321,12 @@ def collect_stats(
         if progress is not None:
             progress(done, passes * expected)
 
+    feeds = FeedCache(batches, budget=0 if passes == 1 else None)
+    if single:
+        stream_pass(model, feeds, feed_name, stats, tick)
+    else:
+        range_pass(model, feeds, feed_name, stats, tick, in_graph_tensors(graph, names))
     stats.passes = 1
-    first = TensorStats.observe_stream if histograms and passes == 1 else TensorStats.observe_range
-    _pass(run, batches, feed_name, first, stats, tick)
-    for tensor_stats in stats.tensors.values():
-        tensor_stats.finish_stream()
     stats.images, stats.dropped, stats.skipped = done, batches.dropped, list(batches.skipped)
     if stats.images == 0:
         raise DatasetError(
@@ -396,5 +335,5 @@ def collect_stats(
         )
     if histograms and passes == 2:
         stats.passes, expected = 2, stats.images
-        _pass(run, batches, feed_name, TensorStats.observe_histogram, stats, tick)
+        histogram_pass(model, feeds, feed_name, stats, tick, in_graph_tensors(graph, names))
     return stats

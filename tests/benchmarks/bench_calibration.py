@@ -5,10 +5,13 @@ sorted by name), on the same pre-processed images (the recipe's pre-processing) 
 same exported model, one run each (wall time, and CPU time of the process, all threads:
 the CPU column is the fairer one on a shared machine):
 
-- **edgesdk**: :func:`edgesdk.quant.stats.collect_stats` (two onnxruntime passes: ranges, then
-  2048x8-bin |x| histograms) + the vectorised entropy search for every tensor; and again with
-  ``passes=1`` (``--single-pass``: one onnxruntime pass, growing histograms re-binned), whose
-  thresholds are compared with the two-pass ones.
+- **edgesdk**: :func:`edgesdk.quant.stats.collect_stats` (two onnxruntime passes with the
+  statistics computed in the graph, two images at once: min/max/sum reductions, then int16 bin
+  indices of the 2048x8-bin |x| histograms, counted on the host) + the vectorised entropy
+  search for every tensor; and again with ``passes=1`` (``--single-pass``: one onnxruntime
+  pass with every tensor copied out, growing histograms re-binned), whose thresholds are
+  compared with the two-pass ones. The "infer" column sums the onnxruntime time of the runs
+  in flight, so it can exceed the wall time.
 - **onnxruntime**: ``create_calibrator(..., CalibrationMethod.Entropy,
   extra_options={"num_bins": 2048, "num_quantized_bins": 128})``; its ``collect_data`` is fed
   8 images at a time (it keeps every activation of a call in memory before histogramming:

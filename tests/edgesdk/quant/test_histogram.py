@@ -85,3 +85,36 @@ def test_growing_histogram_of_zeros_only() -> None:
     growing = GrowingHistogram()
     growing.add(np.zeros(10, np.float32), 0.0)
     assert growing.to_fixed(1.0)[0] == 10 and growing.to_fixed(1.0).sum() == 10
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16])
+def test_index_counter_equals_bincount_small_and_large(dtype: type) -> None:
+    from edgesdk.quant.histogram import IndexCounter
+
+    rng = np.random.default_rng(4)
+    small: np.ndarray = rng.integers(0, FINE_BINS + 1, 1000).astype(dtype)  # np.bincount path
+    large: np.ndarray = rng.integers(0, FINE_BINS + 1, 300_000).astype(dtype)  # cv2.calcHist path
+    counter = IndexCounter(FINE_BINS)
+    for part in (small, large.reshape(3, 100, 1000), large):
+        counter.add(part)
+    every = np.concatenate([small, large, large]).astype(np.int64)
+    expected = np.bincount(every, minlength=FINE_BINS + 1)
+    expected[FINE_BINS - 1] += expected[FINE_BINS]  # index == bins (|x| == amax): last bin
+    assert np.array_equal(counter.histogram(), expected[:FINE_BINS])
+
+
+def test_index_counter_stays_exact_past_float32_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgesdk.quant import histogram
+    from edgesdk.quant.histogram import IndexCounter
+
+    monkeypatch.setattr(histogram, "_EXACT_FLOAT32", 50_000)  # flush often (real limit: 2**24)
+    monkeypatch.setattr(histogram, "_SMALL", 10)
+    counter = IndexCounter(16)
+    values = np.full(40_000, 3, np.uint16)
+    for _ in range(5):
+        counter.add(values)
+    counter.add(np.array([40_000, 16, 15] * 10, np.uint16))  # above the range: last bin
+    hist = counter.histogram()
+    assert hist[3] == 200_000 and hist[15] == 30 and hist.sum() == 200_030
+    with pytest.raises(TypeError, match="uint16 or int16"):
+        counter.add(np.zeros(3, np.int32))

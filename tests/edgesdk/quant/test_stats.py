@@ -149,3 +149,31 @@ def test_single_pass_is_close_to_two_passes(tmp_path: Path) -> None:
         assert moved <= 0.02 * want.hist.sum()
     with pytest.raises(CalibrationError, match="1 or 2 passes"):
         collect_stats(model, batches, passes=3)
+
+
+def test_nan_tensors_are_repaired_on_the_host(tmp_path: Path) -> None:
+    """onnxruntime's ReduceMax may skip a NaN; the in-graph sum catches it and the host recounts."""
+    rng = np.random.default_rng(2)
+    x = gs.Variable("x", np.float32, [1, 3, 8, 8])
+    conv = gs.Variable("conv", np.float32, [1, 2, 8, 8])
+    root = gs.Variable("root", np.float32, [1, 2, 8, 8])
+    weight = gs.Constant("w", rng.standard_normal((2, 3, 3, 3)).astype(np.float32))
+    nodes = [
+        gs.Node("Conv", "conv0", {"pads": [1, 1, 1, 1]}, [x, weight], [conv]),
+        gs.Node("Sqrt", "sqrt0", {}, [conv], [root]),  # NaN where conv < 0
+    ]
+    model = to_model(gs.Graph(nodes, [x], [root], opset=13))
+    paths = _images(tmp_path, 3)
+    stats = collect_stats(model, ImageBatches(paths, _recipe()))
+    runs = [
+        run_onnxruntime(activation_model(model, ["conv"]), {"x": f}) for f in ImageBatches(paths, _recipe())
+    ]
+    every = np.concatenate([r["root"].ravel() for r in runs])
+    finite = every[np.isfinite(every)]
+    got = stats.tensors["root"]
+    assert got.nonfinite == every.size - finite.size > 0
+    assert (got.lo, got.hi, got.count) == (finite.min(), finite.max(), finite.size)
+    expected = np.zeros(FINE_BINS, np.int64)
+    accumulate(expected, finite.copy(), got.amax)
+    assert got.hist is not None and np.array_equal(got.hist, expected)
+    assert stats.tensors["conv"].nonfinite == 0 and stats.tensors["conv"].count == every.size
