@@ -261,14 +261,26 @@ class SlimSpec(_Strict):
 class QuantizeSpec(_Strict):
     """int8 calibration defaults (issue #5)."""
 
-    calibrator: Literal["entropy", "entropy-nozero", "minmax", "percentile", "mse"] = Field(
+    calibrator: Literal["entropy", "entropy-nozero", "minmax", "percentile", "mse", "mixed"] = Field(
         default="entropy",
         description="entropy: TensorRT EntropyCalibration2 as Migacz describes it; entropy-nozero: the same "
-        "with the zero bin emptied first (much better after ReLU)",
+        "with the zero bin emptied first (much better after ReLU); mixed: per tensor, the candidate "
+        "threshold that disturbs the consuming layers least (edgesdk.quant.mixed)",
     )
     count: int = Field(default=1000, ge=1, description="calibration images to select")
     percentile: float = Field(default=99.99, gt=50.0, le=100.0)
     keep_fp: list[str] = Field(default_factory=list, description="node names kept in higher precision")
+    keep_fp_auto: int = Field(
+        default=0,
+        ge=0,
+        description="also keep in float the consumers of the K activations whose quantisation alone "
+        "hurts the outputs most (measured at calibration; one onnxruntime session per activation)",
+    )
+    bias_correction: bool = Field(
+        default=False,
+        description="subtract the mean output shift that int8 weights cause from each quantised "
+        "convolution's float bias (empirical bias correction, Nagel et al. 2019)",
+    )
 
 
 class BuildSpec(_Strict):

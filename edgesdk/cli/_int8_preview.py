@@ -38,7 +38,7 @@ CalibratorsOpt = Annotated[
     typer.Option(
         "--calibrator",
         help="int8 without --calibration: calibrators to compare, comma-separated "
-        "(entropy,entropy-nozero,minmax,percentile,mse; default: the recipe's)",
+        "(entropy,entropy-nozero,minmax,percentile,mse,mixed; default: the recipe's)",
     ),
 ]
 CalibImagesOpt = Annotated[

@@ -29,7 +29,8 @@ CalibratorOpt = Annotated[
     typer.Option(
         "--calibrator",
         help="entropy (TensorRT's, Migacz), entropy-nozero (first histogram bin discarded, for ReLU nets), "
-        "minmax, percentile or mse (default: the recipe's quantize.calibrator)",
+        "minmax, percentile, mse or mixed (per tensor, least error through the next layer) "
+        "(default: the recipe's quantize.calibrator)",
     ),
 ]
 TrtOpt = Annotated[

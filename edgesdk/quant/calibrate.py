@@ -26,6 +26,7 @@ from edgesdk.errors import ArtifactNotFound, CalibrationError
 from edgesdk.quant.cache import CACHE_ALGORITHM, DEFAULT_TRT, make_cache, trt_code
 from edgesdk.quant.calibrators import CalibratorOptions, get_calibrator
 from edgesdk.quant.qdq import MIN_OPSET, QdqPlan, apply_qdq, decoder_tail, is_kept, plan_qdq
+from edgesdk.quant.refine import Refined, refine_qdq, refine_thresholds, resummarize
 from edgesdk.quant.select import Selection, select_images
 from edgesdk.quant.sensitivity import Sensitivity, keep_fp_for, rank_sensitivity
 from edgesdk.quant.stats import ActivationStats, ImageBatches, collect_stats
@@ -101,6 +102,7 @@ class CalibrationResult:
     files: dict[str, Path] = field(default_factory=dict)
     sensitivity: list[Sensitivity] = field(default_factory=list)
     suggest: int = 0
+    refined: Refined | None = None
 
     @property
     def flagged(self) -> list[TensorSummary]:
@@ -145,6 +147,7 @@ class CalibrationResult:
             "flagged": {t.name: list(t.flags) for t in self.flagged},
             "tensors": [t.to_json() for t in self.tensors],
             "qdq": self.plan.to_json(),
+            "refine": self.refined.to_json() if self.refined is not None else None,
             "sensitivity": [s.to_json() for s in self.sensitivity],
             "suggested_keep_fp": self.suggested_keep_fp if self.sensitivity else None,
             "seconds": {k: round(v, 3) for k, v in {**prepared.seconds, **self.seconds}.items()},
@@ -247,14 +250,20 @@ def finish(prepared: Prepared, calibrator: str, trt: str = DEFAULT_TRT) -> Calib
             f"{prepared.recipe.name}: no tensor has a usable range (all zero, NaN or empty)",
             hint="check the images and the recipe's preprocess section",
         )
-    keep = float_outputs(prepared.exported.model, quantize.keep_fp)
+    # quantize.calibrator mixed and quantize.keep_fp_auto (edgesdk.quant.refine)
+    refined = refine_thresholds(prepared, calibrator, thresholds)
+    thresholds, tensors = refined.thresholds, resummarize(prepared, tensors, refined.thresholds)
+    keep = float_outputs(prepared.exported.model, refined.keep_fp)
     cached = {name: t for name, t in thresholds.items() if name not in keep}
     cache = make_cache(cached, trt)
-    seconds = {"thresholds": time.perf_counter() - started}
+    seconds = {"thresholds": time.perf_counter() - started, **refined.seconds}
     started = time.perf_counter()
-    qdq, plan = qdq_model(prepared.exported.model, thresholds, quantize.keep_fp)
+    qdq, plan = qdq_model(prepared.exported.model, thresholds, refined.keep_fp)
+    qdq, refined.bias = refine_qdq(prepared, qdq)  # quantize.bias_correction
     seconds["qdq"] = time.perf_counter() - started
-    return CalibrationResult(prepared, calibrator, version, tensors, cache, list(cached), qdq, plan, seconds)
+    return CalibrationResult(
+        prepared, calibrator, version, tensors, cache, list(cached), qdq, plan, seconds, refined=refined
+    )
 
 
 def calibrate(

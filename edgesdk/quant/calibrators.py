@@ -1,7 +1,8 @@
 """Saturation thresholds from |x| histograms: entropy (TensorRT's), minmax, percentile, mse.
 
 Besides the four the recipe schema names, ``entropy-nozero`` is entropy with the first bin
-(the zero spike ReLU leaves) discarded, as NVIDIA describes TensorRT doing.
+(the zero spike ReLU leaves) discarded, as NVIDIA describes TensorRT doing; ``mixed`` starts
+from entropy-nozero and is refined per tensor with the model (:mod:`edgesdk.quant.mixed`).
 
 Each calibrator maps one tensor's fine histogram of ``|x|`` over ``[0, amax]``
 (:data:`~edgesdk.quant.histogram.FINE_BINS` bins, see :mod:`edgesdk.quant.histogram`) to a
@@ -296,6 +297,14 @@ def _entropy_nozero(hist: np.ndarray, amax: float, options: CalibratorOptions) -
     h = coarse(hist, HIST_BINS)
     h[0] = 0
     return entropy_threshold(h, amax)[0] if h.any() else float(amax)
+
+
+@register_calibrator("mixed")
+def _mixed(hist: np.ndarray, amax: float, options: CalibratorOptions) -> float:
+    """entropy-nozero per histogram; :func:`~edgesdk.quant.calibrate.finish` then replaces the
+    thresholds of the quantised activations by :mod:`edgesdk.quant.mixed`'s per-tensor choice
+    (which needs the model and images, not just a histogram)."""
+    return _entropy_nozero(hist, amax, options)
 
 
 @register_calibrator("minmax")

@@ -1,20 +1,23 @@
 """Benchmark: fp32 vs int8-simulated (Q/DQ on onnxruntime) mAP50 per calibrator, every real model.
 
-COCO models on ``coco_val2017_first128`` (64 images), face models on ``widerface_val200_416``
-(150 images, natural aspect restored as ``edgesdk eval`` does). Calibration images: by default
-the evaluation folder itself (the int8 preview's default; optimistic), or ``--coco-calib`` /
+COCO models on ``coco_val2017_first128`` (64 images) and, as a second subset, ``coco128``
+(``--coco-extra``; COCO *train* images, so the fp32 figure is optimistic, but the int8 - fp32
+difference is still a quantisation measure); face models on ``widerface_val200_416`` (150
+images, natural aspect restored as ``edgesdk eval`` does). Calibration images: by default the
+first evaluation folder itself (the int8 preview's default; optimistic), or ``--coco-calib`` /
 ``--face-calib`` (folders under ``data/``). Statistics are gathered once per model; every
-calibrator gets its own Q/DQ model. Then, for the best calibrator, the quantised activations
-are ranked by :mod:`edgesdk.quant.sensitivity` and the consumers of the top k (1, 2, 4, 8 —
-stopping once within 1 mAP50 point of fp32) are kept in float (``quantize.keep_fp``).
+calibrator gets its own Q/DQ model through :func:`edgesdk.quant.calibrate.finish` (the product
+path). Then ``mixed + bias correction`` (``quantize.bias_correction: true``), and, ranked once by
+:mod:`edgesdk.quant.sensitivity` on the mixed thresholds, the same with the consumers of the
+top k activations kept in float (k in ``--keep-steps``; what ``quantize.keep_fp_auto: k`` does).
 
 Prints a Markdown table on stdout (progress on stderr); writes no file. Not collected by pytest.
 
 Usage::
 
     python tests/benchmarks/bench_int8_map.py [--shared DIR] [--models a,b]
-        [--calibrators entropy,entropy-nozero,minmax,percentile,mse] [--coco-calib DIR] [--face-calib DIR]
-        [--no-keep] [--json]
+        [--calibrators entropy,entropy-nozero,minmax,percentile,mse,mixed] [--coco-calib DIR]
+        [--face-calib DIR] [--coco-extra DIR|''] [--keep-steps 1,2,4] [--no-keep] [--json]
 """
 
 from __future__ import annotations
@@ -40,7 +43,6 @@ COCO = ("yolo-fastest", "yolov5n", "yolox-nano")
 FACES = ("retinaface-mnet", "yunet", "ultraface-rfb320")
 COCO_DATA = "coco_val2017_first128"
 FACE_DATA = "widerface_val200_416"
-KEEP_STEPS = (1, 2, 4, 8)
 
 
 def _progress(label: str) -> Any:
@@ -61,71 +63,89 @@ def _map50(data: Path, models: Path, prepared: Prepared, calibrator: str | None,
     return 100 * result.map50
 
 
-def _with_keep(prepared: Prepared, names: list[str]) -> Prepared:
+def _with(prepared: Prepared, **update: Any) -> Prepared:
     recipe = prepared.recipe
-    quantize = recipe.quantize.model_copy(update={"keep_fp": [*recipe.quantize.keep_fp, *names]})
+    quantize = recipe.quantize.model_copy(update=update)
     return dataclasses.replace(prepared, recipe=recipe.model_copy(update={"quantize": quantize}))
 
 
-def _keep_steps(prepared: Prepared, data: Path, models: Path, best: str, fp32: float) -> list[dict[str, Any]]:
+def _scores(
+    sets: list[Path], models: Path, prepared: Prepared, calibrator: str | None, label: str
+) -> list[float]:
+    return [_map50(data, models, prepared, calibrator, f"{label} [{data.name}]") for data in sets]
+
+
+def _keep_steps(
+    prepared: Prepared, sets: list[Path], models: Path, fp32: list[float], steps: list[int]
+) -> list[dict[str, Any]]:
     ranked = rank_sensitivity(
-        prepared, compute_thresholds(finish(prepared, best).tensors), progress=_progress("sensitivity")
+        prepared, compute_thresholds(finish(prepared, "mixed").tensors), progress=_progress("sensitivity")
     )
-    steps = []
-    for k in KEEP_STEPS:
+    rows = []
+    for k in steps:
         names = keep_fp_for(ranked, k)
-        score = _map50(data, models, _with_keep(prepared, names), best, f"{best} keep top {k}")
-        steps.append({"top": k, "keep_fp": names, "map50": score, "delta": score - fp32})
-        if score >= fp32 - 1.0:
-            break
-    return steps
+        variant = _with(prepared, keep_fp=[*prepared.recipe.quantize.keep_fp, *names], bias_correction=True)
+        scores = _scores(sets, models, variant, "mixed", f"mixed+bc keep top {k}")
+        rows.append(
+            {"top": k, "keep_fp": names, "map50": scores, "delta": [a - b for a, b in zip(scores, fp32)]}
+        )
+    return rows
 
 
-def run_model(shared: Path, name: str, calibrators: list[str], calib_dir: str, keep: bool) -> dict[str, Any]:
+def run_model(
+    shared: Path, name: str, calibrators: list[str], calib_dir: str, extra: str, steps: list[int]
+) -> dict[str, Any]:
     started = time.perf_counter()
     recipe = load_recipe(name)
-    data = shared / "data" / (FACE_DATA if name in FACES else COCO_DATA)
+    sets = [shared / "data" / (FACE_DATA if name in FACES else COCO_DATA)]
+    if extra and name not in FACES:
+        sets.append(shared / "data" / extra)
     models = shared / "models"
     prepared = prepare(recipe, shared / "data" / calib_dir, model_dir=models, progress=_progress(name))
-    fp32 = _map50(data, models, prepared, None, f"{name} fp32")
-    int8 = {c: _map50(data, models, prepared, c, f"{name} {c}") for c in calibrators}
-    best = max(int8, key=lambda c: int8[c])
+    fp32 = _scores(sets, models, prepared, None, f"{name} fp32")
+    int8 = {c: _scores(sets, models, prepared, c, f"{name} {c}") for c in calibrators}
+    int8["mixed+bc"] = _scores(
+        sets, models, _with(prepared, bias_correction=True), "mixed", f"{name} mixed+bc"
+    )
     row = {
         "model": name,
-        "data": data.name,
+        "data": [d.name for d in sets],
         "calib_dir": calib_dir,
         "calib_images": prepared.stats.images,
         "fp32": fp32,
         "int8": int8,
-        "best": best,
-        "keep": _keep_steps(prepared, data, models, best, fp32) if keep and int8[best] < fp32 - 1.0 else [],
+        "keep": _keep_steps(prepared, sets, models, fp32, steps) if steps else [],
     }
     row["seconds"] = round(time.perf_counter() - started, 1)
     return row
 
 
-def _markdown(rows: list[dict[str, Any]], calibrators: list[str]) -> str:
+def _cell(scores: list[float], fp32: list[float]) -> str:
+    return " / ".join(f"{s:.1f} ({s - f:+.1f})" for s, f in zip(scores, fp32))
+
+
+def _markdown(rows: list[dict[str, Any]]) -> str:
+    columns = list(dict.fromkeys(c for row in rows for c in row["int8"]))
     out = [
-        f"onnxruntime {onnxruntime.__version__} (CPU), int8 = Q/DQ simulation; mAP50 in %, (Δ) in points vs fp32",
+        f"onnxruntime {onnxruntime.__version__} (CPU), int8 = Q/DQ simulation; mAP50 in %, (Δ) in points vs fp32;"
+        " two figures: first / second evaluation set",
         "",
-        "| model | data | calibration images | fp32 | "
-        + " | ".join(calibrators)
-        + " | best | best + keep_fp (top k sensitive) |",
-        "|" + "---|" * (6 + len(calibrators)),
+        "| model | data | calibration images | fp32 | " + " | ".join(columns) + " | mixed+bc + keep top k |",
+        "|" + "---|" * (5 + len(columns)),
     ]
     for row in rows:
         fp32 = row["fp32"]
-        cells = [f"{row['int8'][c]:.1f} ({row['int8'][c] - fp32:+.1f})" for c in calibrators]
-        keep = "-"
-        if row["keep"]:
-            last = max(row["keep"], key=lambda step: step["map50"])  # the best step
-            keep = (
-                f"k={last['top']} ({len(last['keep_fp'])} nodes): {last['map50']:.1f} ({last['delta']:+.1f})"
-            )
+        cells = [_cell(row["int8"][c], fp32) if c in row["int8"] else "-" for c in columns]
+        keep = "; ".join(
+            f"k={step['top']} ({len(step['keep_fp'])} nodes): {_cell(step['map50'], fp32)}"
+            for step in row["keep"]
+        )
         out.append(
-            f"| {row['model']} | {row['data']} | {row['calib_dir']} ({row['calib_images']}) | {fp32:.1f} | "
+            f"| {row['model']} | {' / '.join(row['data'])} | {row['calib_dir']} ({row['calib_images']}) | "
+            + " / ".join(f"{f:.1f}" for f in fp32)
+            + " | "
             + " | ".join(cells)
-            + f" | {row['best']} | {keep} |"
+            + f" | {keep or '-'} |"
         )
     return "\n".join(out)
 
@@ -134,28 +154,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=settings.test_data())
     parser.add_argument("--models", default=",".join(COCO + FACES))
-    parser.add_argument("--calibrators", default="entropy,entropy-nozero,minmax,percentile,mse")
+    parser.add_argument("--calibrators", default="entropy,entropy-nozero,minmax,percentile,mse,mixed")
     parser.add_argument(
         "--coco-calib", default=COCO_DATA, help="calibration folder for COCO models (under data/)"
     )
     parser.add_argument(
         "--face-calib", default=FACE_DATA, help="calibration folder for face models (under data/)"
     )
+    parser.add_argument(
+        "--coco-extra", default="coco128", help="second evaluation folder for COCO models ('' for none)"
+    )
+    parser.add_argument("--keep-steps", default="1,2,4", help="k values for mixed+bc + keep top k")
     parser.add_argument("--no-keep", action="store_true", help="skip the keep_fp sensitivity steps")
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     args = parser.parse_args()
     calibrators = args.calibrators.split(",")
-    rows = [
-        run_model(
-            args.shared,
-            name,
-            calibrators,
-            args.face_calib if name in FACES else args.coco_calib,
-            not args.no_keep,
-        )
-        for name in args.models.split(",")
-    ]
-    print(json.dumps(rows, indent=2) if args.json else _markdown(rows, calibrators))
+    steps = [] if args.no_keep else [int(k) for k in args.keep_steps.split(",") if k]
+    rows = []
+    for name in args.models.split(","):
+        calib = args.face_calib if name in FACES else args.coco_calib
+        rows.append(run_model(args.shared, name, calibrators, calib, args.coco_extra, steps))
+        sys.stderr.write(json.dumps(rows[-1]) + "\n")
+    print(json.dumps(rows, indent=2) if args.json else _markdown(rows))
 
 
 if __name__ == "__main__":

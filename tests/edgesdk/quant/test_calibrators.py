@@ -160,13 +160,15 @@ def test_mse_threshold_is_near_brute_force(kind: str) -> None:
 
 
 def test_registry() -> None:
-    assert calibrator_names() == ["entropy", "entropy-nozero", "minmax", "mse", "percentile"]
+    assert calibrator_names() == ["entropy", "entropy-nozero", "minmax", "mixed", "mse", "percentile"]
     hist = np.zeros(FINE_BINS, np.int64)
     accumulate(hist, np.linspace(-3, 3, 1001, dtype=np.float32), 3.0)
     options = CalibratorOptions(percentile=90.0)
     assert get_calibrator("minmax")(hist, 3.0, options) == 3.0
     assert get_calibrator("percentile")(hist, 3.0, options) == pytest.approx(2.7, abs=0.01)
     assert 0 < get_calibrator("entropy")(hist, 3.0, options) <= 3.0 * 2048.5 / 2048
+    # mixed's histogram-only threshold is entropy-nozero's (finish refines it with the model)
+    assert get_calibrator("mixed")(hist, 3.0, options) == get_calibrator("entropy-nozero")(hist, 3.0, options)
     with pytest.raises(CalibrationError, match="unknown calibrator 'kl'.*"):
         get_calibrator("kl")
     with pytest.raises(EdgeSdkInternalError):
