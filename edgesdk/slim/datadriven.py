@@ -204,10 +204,20 @@ def lasso_scores(gram: np.ndarray, steps: int = LASSO_PATH, iterations: int = 20
 )
 def thinet(group: ChannelGroup, ctx: ScoreContext) -> np.ndarray:
     """ThiNet: channels whose removal least changes the next layers' outputs go first."""
-    return thinet_scores(_gram(group, ctx))
+    return _allocated(group, ctx, thinet_scores(_gram(group, ctx)))
 
 
 @register_criterion("lasso", normalize="none", needs_images=True, summary="LASSO channel selection (He 2017)")
 def lasso(group: ChannelGroup, ctx: ScoreContext) -> np.ndarray:
     """LASSO regression on channel contributions; channels dropped earliest on the path go first."""
-    return lasso_scores(_gram(group, ctx))
+    return _allocated(group, ctx, lasso_scores(_gram(group, ctx)))
+
+
+def _allocated(group: ChannelGroup, ctx: ScoreContext, order: np.ndarray) -> np.ndarray:
+    """The criterion's order within the group; across groups, the measured output damage per FLOP
+    (:mod:`edgesdk.slim.sensitivity`) unless ``ctx.extras["allocation"] == "layer-error"``."""
+    if ctx.extras.get("allocation", "sensitivity") == "layer-error":
+        return order
+    from edgesdk.slim.sensitivity import sensitivity_scores
+
+    return sensitivity_scores(group, ctx, order)

@@ -200,14 +200,18 @@ def make_plan(
         scope: ``global`` threshold or ``uniform`` per group.
         round_to: kept channel counts are multiples of this (unless a group is smaller).
         seed: for sampling criteria.
-        extras: per-method inputs (activation samples for data-driven criteria).
+        extras: per-method inputs (activation samples for data-driven criteria). Criteria cache
+            what they measured in it (keys starting with ``_``), so passing the same dict to
+            plans of the same model at other ratios reuses the measurements.
 
     Raises:
         PruneError: unknown method, nothing prunable/scorable, or the ratio is out of reach.
     """
     graph = prepare(to_graph(model))
     analysis = analyze(graph)
-    ctx = ScoreContext(graph, analysis, seed, dict(extras or {}))
+    context = extras if extras is not None else {}
+    context["round_to"] = round_to
+    ctx = ScoreContext(graph, analysis, seed, context)
     if criterion(method).kind == "block":
         return _block_plan(model, graph, analysis, ctx, method, ratio, scope, round_to)
     scores, unscorable = _score(analysis, ctx, method)

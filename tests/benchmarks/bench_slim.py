@@ -6,7 +6,9 @@ WITHOUT fine-tuning. COCO models are scored on ``coco_val2017_first128`` and cal
 (thinet, lasso, sss) on ``coco128`` (train images, disjoint); face models are scored on the
 first ``--face-eval`` images of ``widerface_val200_416`` (faces below ``--face-min-size`` px
 ignored, as in bench_eval) and calibrated on the images after those. ``l1+refit`` is ``l1``
-followed by the least-squares refit (what ``--images`` adds to l1). ``bn`` runs on the
+followed by the least-squares refit (what ``--images`` adds to l1). ``thinet`` and ``lasso``
+allocate by measured output damage (:mod:`edgesdk.slim.sensitivity`); ``thinet@layer`` /
+``lasso@layer`` use the per-layer error threshold they used before. ``bn`` runs on the
 models that keep BatchNormalization: Ultra-Light RFB-320, YOLOv5n ``_bn_unfused`` and
 Yolo-Fastest imported with ``fuse_bn: false``.
 
@@ -36,6 +38,7 @@ import onnxruntime
 from edgesdk import settings
 from edgesdk.errors import PruneError
 from edgesdk.export import export_recipe, list_images
+from edgesdk.graph.io import save_model
 from edgesdk.recipe import Recipe, load_recipe, override
 from edgesdk.slim.activations import calibration_feeds
 from edgesdk.slim.apply import apply_plan
@@ -74,6 +77,7 @@ class Subject:
         self.min_size = args.face_min_size if face else 0.0
         self.feeds, self.calib_count = calibration_feeds(self.recipe, self.model, calib_dir, args.images)
         self.stats = static_stats(self.model)
+        self.cache: dict[str, dict[str, Any]] = {}
         self.map50 = math.nan
         if not args.latency_only:
             self.map50, _ = accuracy(
@@ -94,7 +98,11 @@ def _row(subject: Subject, method: str, ratio: float, args: argparse.Namespace) 
     row: dict[str, Any] = {"model": subject.label, "method": method, "ratio": ratio}
     started = time.perf_counter()
     base, _, refit_flag = method.partition("+")  # "l1+refit": l1 channels, then the least-squares refit
+    base, _, allocation = base.partition("@")  # "thinet@layer": the per-layer error allocation (before #6)
     extras: dict[str, Any] = {"feeds": subject.feeds, "reconstruct": refit_flag == "refit"}
+    if base in ("thinet", "lasso"):  # measurements (Gram matrices, trials) shared across ratios
+        extras = subject.cache.setdefault(allocation or "sensitivity", dict(extras))
+        extras["allocation"] = "layer-error" if allocation == "layer" else "sensitivity"
     try:
         plan = make_plan(subject.model, method=base, ratio=ratio, extras=extras)
     except PruneError as err:
@@ -105,9 +113,16 @@ def _row(subject: Subject, method: str, ratio: float, args: argparse.Namespace) 
     slim = apply_plan(subject.model, plan, reconstruct=refit)
     seconds = time.perf_counter() - started
     after = static_stats(slim)
-    before_ms, after_ms = latencies(
-        [subject.model, slim], runs=args.runs, threads=1, statistic=args.latency_stat
-    )
+    if args.save is not None:
+        args.save.mkdir(parents=True, exist_ok=True)
+        label = subject.label.replace(" ", "_").replace("(", "").replace(")", "")
+        save_model(subject.model, args.save / f"{label}.onnx")
+        save_model(slim, args.save / f"{label}__{method}__{ratio:g}.onnx")
+    before_ms, after_ms = math.nan, math.nan
+    if args.runs > 0:  # timing: run under `flock /tmp/edgesdk-timing.lock` on a shared host
+        before_ms, after_ms = latencies(
+            [subject.model, slim], runs=args.runs, threads=1, statistic=args.latency_stat
+        )
     map50 = math.nan
     if not args.latency_only:
         map50, _ = accuracy(
@@ -119,7 +134,7 @@ def _row(subject: Subject, method: str, ratio: float, args: argparse.Namespace) 
         "params": [subject.stats.params, after.params],
         "flops": [subject.stats.flops, after.flops],
         "latency_ms": [round(before_ms, 2), round(after_ms, 2)],
-        "latency_ratio": round(after_ms / before_ms, 3),
+        "latency_ratio": round(after_ms / before_ms, 3) if args.runs > 0 else None,
         "map50": [round(subject.map50, 4), round(map50, 4)],
         "slim_seconds": round(seconds, 1),
         "reconstructed": plan.reconstruct,
@@ -142,7 +157,8 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
         lines.append(
             head
             + f"| {r['removed_flops']:.1%} | {p0 / 1e6:.3f} → {p1 / 1e6:.3f} | {f0 / 1e9:.3f} → {f1 / 1e9:.3f} "
-            f"| {r['latency_ratio']:.2f} | {m0 * 100:.1f} | {m1 * 100:.1f} |"
+            f"| {'–' if r['latency_ratio'] is None else format(r['latency_ratio'], '.2f')} "
+            f"| {m0 * 100:.1f} | {m1 * 100:.1f} |"
         )
     return "\n".join(lines)
 
@@ -167,6 +183,7 @@ def main() -> None:
         help="skip mAP and refitting (latency depends on the plan only)",
     )
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--save", type=Path, default=None, help="write the original and slim models here")
     args = parser.parse_args()
     ratios = [float(r) for r in args.ratios.split(",")]
     methods = args.methods.split(",")

@@ -1,0 +1,352 @@
+"""Sensitivity-aware allocation: how much each group may lose, from the damage to the model's OUTPUTS.
+
+A per-layer error (ThiNet's, LASSO's) says how well the next layer's output survives, not
+how much the detections do: the same relative error hurts far more in the first convs or
+right before a head than in a wide middle layer. Here every prunable group is pruned
+ALONE at a few fractions (its channels taken in the criterion's order), its consumers are
+refitted by least squares (as :mod:`edgesdk.slim.reconstruct` will do), and the change of
+the graph outputs on a few calibration images is measured. A channel's score is then the
+marginal damage per FLOP saved of the step that removes it (running max along the group's
+order), so one global threshold on the scores is the Lagrangian allocation "cut where a FLOP
+costs least damage" (Li et al. 2017 §4.2 sensitivity analysis; the greedy allocation of
+AMC/NetAdapt without the search).
+
+Fast because nothing is sliced: removing channels is equivalent to zeroing the columns
+through which the consumers read them (any correct slicing satisfies this), so one
+onnxruntime session whose consumer weights and biases are graph INPUTS serves every trial.
+Consumer statistics (``A^T A`` of sampled input patches with a bias column) are gathered
+once on the unpruned model; a refit for a kept set is one linear solve.
+
+Damage: for each graph output and attribute (the last axis of ``[N, boxes, attrs]`` outputs,
+the channel axis of NCHW heads), the mean squared error divided by how much that attribute
+varies with the image content (variance across the damage images, per element, averaged),
+averaged over attributes and outputs. Scale-free, and a box coordinate's error is measured
+against its content-driven spread (a few pixels), not against the grid's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnx_graphsurgeon as gs
+
+from edgesdk.graph._util import constant_value, is_empty_input, quiet_gs, static_shape
+from edgesdk.graph.io import onnxruntime_runner, to_model
+from edgesdk.slim.activations import ConvWindow, Feed, Probe, patches, sample_positions
+from edgesdk.slim.cost import CostModel, cost_model
+from edgesdk.slim.criteria import ScoreContext
+from edgesdk.slim.groups import ChannelGroup
+from edgesdk.slim.schedule import round_kept
+
+log = logging.getLogger(__name__)
+
+FRACTIONS = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75)
+"""Fractions of a group's channels removed in the trials."""
+DAMAGE_IMAGES = 4
+"""Calibration images (the first ones) on which the output damage is measured."""
+STAT_POSITIONS = 2
+"""Sampled output positions per unknown of a consumer's fit (spread over the images), 32..512 per image."""
+RIDGE = 1e-4
+"""Ridge strength relative to the mean diagonal of ``A^T A``."""
+UNREACHED = 1e6
+"""Score offset of channels no trial removed (cut last, in the criterion's order)."""
+
+
+@dataclass
+class _Consumer:
+    """A Conv/Gemm reading pruned channels: its weights as ``[O, C*k]`` and its patch statistics."""
+
+    node: gs.Node
+    weight: np.ndarray  # [O, C*k] float64
+    bias: np.ndarray  # [O]
+    kernel: int  # k: kernel area (1 for Gemm)
+    weight_input: str
+    bias_input: str
+    weight_shape: tuple[int, ...]
+    refit: bool
+    gram: np.ndarray | None = None  # (C*k+1)^2
+
+    def values(self, weight: np.ndarray, bias: np.ndarray) -> dict[str, np.ndarray]:
+        """The feed entries that give the node these weights."""
+        w = weight
+        if self.node.op == "Gemm" and not int(self.node.attrs.get("transB", 0)):
+            w = w.T
+        return {
+            self.weight_input: w.reshape(self.weight_shape).astype(np.float32),
+            self.bias_input: bias.astype(np.float32),
+        }
+
+
+def _matrix(node: gs.Node) -> tuple[np.ndarray, np.ndarray, int]:
+    weight = np.asarray(constant_value(node.inputs[1]), dtype=np.float64)
+    kernel = 1
+    if node.op == "Gemm":
+        weight = weight if int(node.attrs.get("transB", 0)) else weight.T
+    else:
+        kernel = int(np.prod(weight.shape[2:]))
+    weight = weight.reshape(weight.shape[0], -1)
+    has_bias = len(node.inputs) > 2 and not is_empty_input(node.inputs[2])
+    bias = np.zeros(weight.shape[0])
+    if has_bias:
+        bias = np.broadcast_to(
+            np.asarray(constant_value(node.inputs[2]), np.float64).reshape(-1), (weight.shape[0],)
+        ).copy()
+    return weight, bias, kernel
+
+
+def _refittable(node: gs.Node) -> bool:
+    if node.op == "Gemm":
+        plain = float(node.attrs.get("alpha", 1.0)) == 1.0 and float(node.attrs.get("beta", 1.0)) == 1.0
+        return plain and not int(node.attrs.get("transA", 0))
+    return node.op == "Conv" and int(node.attrs.get("group", 1)) == 1
+
+
+class Trials:
+    """One session for every trial: the graph with its consumers' weights as inputs (see module doc).
+
+    Args:
+        ctx: the planner's context (graph, analysis, ``extras["feeds"]``).
+    """
+
+    def __init__(self, ctx: ScoreContext) -> None:
+        self.ctx = ctx
+        self.costs: CostModel = cost_model(ctx.graph, ctx.analysis)
+        self.full = self.costs.flops()
+        feeds: Sequence[Feed] = ctx.extras["feeds"]
+        self.consumers: dict[str, _Consumer] = {}
+        graph = ctx.graph.copy()
+        nodes = {n.name: n for n in graph.nodes}
+        names = {m.node for g in ctx.analysis.prunable() for m in g.role("consumer")}
+        for name in sorted(names):
+            self.consumers[name] = self._as_inputs(graph, nodes[name])
+        with quiet_gs():
+            graph.cleanup()
+        self.run = onnxruntime_runner(to_model(graph))
+        self.base = {k: v for c in self.consumers.values() for k, v in c.values(c.weight, c.bias).items()}
+        self.memo: dict[tuple[int, bytes], float] = {}
+        self.eval_feeds = _first_images(feeds, DAMAGE_IMAGES)
+        self.reference = [self.run({**f, **self.base}) for f in self.eval_feeds]
+        self.scale = _scales(self.reference)
+        self.weights = [_anchor_weights(r, self.reference) for r in self.reference]
+        self._statistics(feeds)
+        log.info(
+            "sensitivity trials: %d consumer(s), %d damage image batch(es)",
+            len(self.consumers),
+            len(self.eval_feeds),
+        )
+
+    def _as_inputs(self, graph: gs.Graph, node: gs.Node) -> _Consumer:
+        weight, bias, kernel = _matrix(node)
+        shape = tuple(np.asarray(constant_value(node.inputs[1])).shape)
+        w_in = gs.Variable(f"{node.name}__sens_w", dtype=np.float32, shape=list(shape))
+        b_in = gs.Variable(f"{node.name}__sens_b", dtype=np.float32, shape=[weight.shape[0]])
+        node.inputs[1] = w_in
+        if len(node.inputs) > 2:
+            node.inputs[2] = b_in
+        else:
+            node.inputs.append(b_in)
+        graph.inputs.extend([w_in, b_in])
+        return _Consumer(node, weight, bias, kernel, w_in.name, b_in.name, shape, _refittable(node))
+
+    def _statistics(self, feeds: Sequence[Feed]) -> None:
+        """``A^T A`` of the refittable consumers' sampled input patches (with a bias column)."""
+        todo = [c for c in self.consumers.values() if c.refit]
+        if not todo:
+            return
+        images = sum(len(next(iter(f.values()))) for f in feeds)
+        rng = np.random.default_rng(self.ctx.seed)
+        nodes = {c.node.name: self.ctx.node(c.node.name) for c in todo}
+        probe = Probe(self.ctx.graph, [nodes[c.node.name].inputs[0].name for c in todo])
+        for outputs in probe.run(feeds):
+            for consumer in todo:
+                node = nodes[consumer.node.name]
+                batch = outputs[node.inputs[0].name]
+                for x in [batch] if node.op == "Gemm" else list(batch):
+                    rows = self._rows(node, x, consumer, images, rng)
+                    rows = np.concatenate([rows, np.ones((len(rows), 1))], axis=1)
+                    gram = rows.T @ rows
+                    consumer.gram = gram if consumer.gram is None else consumer.gram + gram
+
+    @staticmethod
+    def _rows(
+        node: gs.Node, x: np.ndarray, consumer: _Consumer, images: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        if node.op == "Gemm":
+            return x.astype(np.float64)
+        out = static_shape(node.outputs[0]) or (0, 0, 1, 1)
+        unknowns = consumer.weight.shape[1] + 1
+        count = int(np.clip(STAT_POSITIONS * unknowns // max(1, images) + 1, 32, 512))
+        oy, ox = sample_positions(rng, (out[2], out[3]), count)
+        return patches(x, ConvWindow.of(node), oy, ox).reshape(len(oy), -1).astype(np.float64)
+
+    def _refitted(self, consumer: _Consumer, kept_inputs: np.ndarray) -> dict[str, np.ndarray]:
+        """The consumer's weights with the dropped input channels zeroed (and the rest refitted)."""
+        columns = np.repeat(kept_inputs, consumer.kernel)
+        weight = np.where(columns[None, :], consumer.weight, 0.0)
+        bias = consumer.bias
+        if consumer.refit and consumer.gram is not None:
+            keep = np.append(columns, True)
+            gram = consumer.gram[np.ix_(keep, keep)]
+            target = consumer.gram[keep] @ np.append(consumer.weight, consumer.bias[:, None], axis=1).T
+            ridge = RIDGE * float(np.mean(np.diag(gram))) + 1e-12
+            solution = np.linalg.solve(gram + ridge * np.eye(len(gram)), target)  # [kept+1, O]
+            weight = np.zeros_like(consumer.weight)
+            weight[:, columns] = solution[:-1].T
+            bias = solution[-1]
+        return consumer.values(weight, bias)
+
+    def damage(self, group: ChannelGroup, kept: np.ndarray) -> float:
+        """Output damage (see module doc) when only ``group`` keeps only ``kept`` (memoised)."""
+        key = (group.id, np.asarray(kept, dtype=np.int64).tobytes())
+        if key not in self.memo:
+            self.memo[key] = self._damage(group, kept)
+        return self.memo[key]
+
+    def _damage(self, group: ChannelGroup, kept: np.ndarray) -> float:
+        keep = np.zeros(group.size, dtype=bool)
+        keep[kept] = True
+        inputs: dict[str, np.ndarray] = {}
+        for member in group.role("consumer"):
+            consumer = self.consumers[member.node]
+            mask = inputs.setdefault(member.node, np.ones(consumer.weight.shape[1] // consumer.kernel, bool))
+            valid = member.index >= 0
+            mask[valid] &= keep[member.index[valid]]
+        feed = dict(self.base)
+        for name, mask in inputs.items():
+            if not mask.all():
+                feed.update(self._refitted(self.consumers[name], mask))
+        total = 0.0
+        for images, reference, weights in zip(self.eval_feeds, self.reference, self.weights):
+            outputs = self.run({**images, **feed})
+            total += sum(_error(outputs[k], reference[k], self.scale[k], weights.get(k)) for k in reference)
+        return total / max(1, len(self.eval_feeds) * len(self.reference))
+
+    def flops_saved(self, group: ChannelGroup, kept: np.ndarray) -> int:
+        """FLOPs removed when only ``group`` keeps only ``kept``."""
+        return self.full - self.costs.flops(self.ctx.analysis.keep_vector({group.id: kept}))
+
+
+def _first_images(feeds: Sequence[Feed], count: int) -> list[Feed]:
+    out: list[Feed] = []
+    seen = 0
+    for feed in feeds:
+        if seen >= count:
+            break
+        out.append(feed)
+        seen += len(next(iter(feed.values())))
+    return out
+
+
+def _attribute_axis(value: np.ndarray) -> int | None:
+    if value.ndim == 4:
+        return 1
+    if value.ndim >= 2 and value.shape[-1] <= 256:
+        return value.ndim - 1
+    return None
+
+
+def _scales(references: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Per output and attribute, how much the values vary with the IMAGE content: the variance
+    across the damage images of each element, averaged over the attribute's elements (floored).
+
+    Not the variance across anchors, which a YOLO output's grid offsets dominate (a box centre
+    varies by hundreds of pixels over the grid, by a few with the content)."""
+    scales = {}
+    for name in references[0]:
+        values = np.stack([r[name] for r in references]).astype(np.float64)
+        spread = values.var(axis=0) if len(values) > 1 else np.square(values[0])
+        axis = _attribute_axis(values[0])
+        if axis is None:
+            scales[name] = np.array(float(spread.mean()) + 1e-12)
+            continue
+        per = np.moveaxis(spread, axis, -1).reshape(-1, spread.shape[axis]).mean(axis=0)
+        scales[name] = np.maximum(per, 1e-3 * float(per.max()) + 1e-12)
+    return scales
+
+
+def _is_box_major(value: np.ndarray) -> bool:
+    return value.ndim == 3 and value.shape[-1] <= 256
+
+
+def _anchor_weights(
+    reference: dict[str, np.ndarray], all_refs: list[dict[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """Per box-major output (``[B, N, attrs]``), a weight per row: ``max(0.1, s / mean(s))``, where
+    ``s`` is the row's highest probability-like value (an attribute within [0, 1] whose mean over
+    the damage images is below 0.5, i.e. not a background class) over the outputs with N rows.
+    Errors where the reference detects something then count far more than on empty background."""
+    salient: dict[int, np.ndarray] = {}
+    for name, value in reference.items():
+        if not _is_box_major(value):
+            continue
+        stacked = np.stack([r[name] for r in all_refs])
+        probability = (stacked.min(axis=(0, 1, 2)) >= 0) & (stacked.max(axis=(0, 1, 2)) <= 1)
+        probability &= stacked.mean(axis=(0, 1, 2)) < 0.5
+        if probability.any():
+            rows = value[..., probability].max(axis=-1).reshape(-1).astype(np.float64)
+            n = value.shape[1]
+            salient[n] = rows if n not in salient else np.maximum(salient[n], rows)
+    weights = {}
+    for name, value in reference.items():
+        rows = salient.get(value.shape[1]) if _is_box_major(value) else None
+        if rows is not None and rows.mean() > 0:
+            weights[name] = np.maximum(0.1, rows / rows.mean())
+    return weights
+
+
+def _error(value: np.ndarray, reference: np.ndarray, scale: np.ndarray, weights: np.ndarray | None) -> float:
+    diff = value.astype(np.float64) - reference
+    axis = _attribute_axis(reference)
+    if axis is None:
+        return float(np.mean(diff**2) / scale)
+    per = np.moveaxis(diff, axis, -1).reshape(-1, diff.shape[axis]) ** 2
+    if weights is not None and len(weights) == len(per):
+        return float(np.mean(weights @ per / weights.sum() / scale))
+    return float(np.mean(np.mean(per, axis=0) / scale))
+
+
+def trials(ctx: ScoreContext) -> Trials:
+    """The (cached) trial session of this plan."""
+    if "_trials" not in ctx.extras:
+        ctx.extras["_trials"] = Trials(ctx)
+    found: Trials = ctx.extras["_trials"]
+    return found
+
+
+def counts(size: int, round_to: int, fractions: Sequence[float] = FRACTIONS) -> list[int]:
+    """Channels removed in the trials: ``fractions`` of ``size``, kept counts rounded as planned."""
+    removed = {size - round_kept(round(size * (1 - f)), size, round_to) for f in fractions}
+    return sorted(n for n in removed if 0 < n < size)
+
+
+def sensitivity_scores(group: ChannelGroup, ctx: ScoreContext, order: np.ndarray) -> np.ndarray:
+    """Per channel, the marginal output damage per FLOP of the trial step that removes it.
+
+    Args:
+        group: a prunable group.
+        ctx: the planner's context (``extras["feeds"]``; ``extras["round_to"]``; optional
+            ``extras["fractions"]`` instead of :data:`FRACTIONS`).
+        order: the criterion's scores for the group (lower: removed earlier).
+
+    Returns:
+        ``[group.size]`` scores, non-decreasing along ``order``; channels no trial reached
+        score above :data:`UNREACHED`.
+    """
+    session = trials(ctx)
+    ranked = np.argsort(np.asarray(order, dtype=np.float64), kind="stable")  # removal order
+    scores = np.empty(group.size)
+    scores[ranked] = UNREACHED + np.arange(group.size, dtype=np.float64)
+    previous_damage, previous_flops, previous_n, level = 0.0, 0, 0, 0.0
+    fractions = ctx.extras.get("fractions", FRACTIONS)
+    for n in counts(group.size, int(ctx.extras.get("round_to", 8)), fractions):
+        kept = np.sort(ranked[n:])
+        damage, saved = session.damage(group, kept), session.flops_saved(group, kept)
+        step = max(damage - previous_damage, 0.0) / max(saved - previous_flops, 1)
+        level = max(level, step * 1e9)  # damage per GFLOP
+        scores[ranked[previous_n:n]] = level + 1e-9 * np.arange(previous_n, n)
+        previous_damage, previous_flops, previous_n = max(damage, previous_damage), saved, n
+    ctx.extras.setdefault("_damage", {})[group.id] = previous_damage
+    return scores

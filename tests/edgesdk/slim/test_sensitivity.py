@@ -1,0 +1,106 @@
+"""Sensitivity-aware allocation: output damage of single-group trials, the refit, the per-channel scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgesdk.slim.criteria import ScoreContext, criterion
+from edgesdk.slim.sensitivity import UNREACHED, Trials, counts, sensitivity_scores
+
+F32 = np.float32
+
+
+def _redundant_model(kit):
+    """x -> conv a (8 ch: 4 filters, each twice) -> Relu -> conv c;  x -> conv b (8 ch) -> Relu -> conv d."""
+    b = kit.Builder(shape=(1, 3, 8, 8), seed=1)
+    a = b.conv(b.x, 3, 8, k=1, name="a")
+    weight = b.nodes[-1].inputs[1].values
+    weight[4:] = weight[:4]
+    b.nodes[-1].inputs[2].values[4:] = b.nodes[-1].inputs[2].values[:4]
+    c = b.conv(b.op("Relu", [a]), 8, 4, k=1, name="c")
+    d = b.conv(b.op("Relu", [b.conv(b.x, 3, 8, k=1, name="bconv")]), 8, 4, k=1, name="d")
+    return b.model(b.op("Add", [c, d]))
+
+
+def _context(kit, model, **extras):
+    graph, analysis = kit.analysis_of(model)
+    feeds = [kit.random_feed(model, seed=s) for s in range(3)]
+    return ScoreContext(graph, analysis, extras={"feeds": feeds, "round_to": 1, **extras})
+
+
+def _group(ctx, source):
+    return next(g for g in ctx.analysis.groups if g.sources == [source])
+
+
+def test_counts_follow_round_to() -> None:
+    assert counts(32, 8) == [8, 16, 24]
+    assert counts(16, 8) == [8]
+    assert counts(64, 1) == [8, 16, 24, 32, 40, 48]
+    assert counts(4, 8) == [1, 2, 3]  # a group smaller than round_to is not rounded
+
+
+def test_no_removal_no_damage_and_duplicates_are_free_with_the_refit(kit) -> None:
+    ctx = _context(kit, _redundant_model(kit))
+    trials = Trials(ctx)
+    a, other = _group(ctx, "a"), _group(ctx, "bconv")
+    assert trials.damage(a, np.arange(8)) == pytest.approx(0.0, abs=1e-9)
+    assert trials.damage(a, np.arange(4)) < 1e-6  # the copies are refitted onto the originals exactly
+    assert trials.damage(other, np.arange(4)) > 1e-3
+    consumer = trials.consumers["c"]
+    consumer.refit = False  # without the refit, dropping the copies halves what c sees
+    trials.memo.clear()
+    assert trials.damage(a, np.arange(4)) > 1e-3
+    assert trials.flops_saved(a, np.arange(4)) == 2 * 4 * 64 * (3 + 4)  # a's outputs and c's inputs
+
+
+def test_scores_rank_harmless_channels_first_and_grow_along_the_order(kit) -> None:
+    ctx = _context(kit, _redundant_model(kit))
+    order = np.array([8, 7, 6, 5, 1, 2, 3, 4], dtype=np.float64)  # copies (4..7) first
+    a = sensitivity_scores(_group(ctx, "a"), ctx, order)
+    b = sensitivity_scores(_group(ctx, "bconv"), ctx, np.arange(8, dtype=np.float64))
+    removal = np.argsort(order, kind="stable")
+    assert np.all(np.diff(a[removal]) > 0)
+    assert a[4:].max() < b[:4].min()  # dropping a copy costs less than any real channel
+    assert a.max() > UNREACHED and b.max() > UNREACHED  # 7/8 of a group is never tried
+
+
+@pytest.mark.parametrize("method", ["thinet", "lasso"])
+def test_layer_error_allocation_keeps_the_criterion_scores(kit, method) -> None:
+    model = _redundant_model(kit)
+    plain = _context(kit, model, allocation="layer-error")
+    measured = _context(kit, model)
+    group = _group(plain, "a")
+    raw = criterion(method).fn(group, plain)
+    scored = criterion(method).fn(_group(measured, "a"), measured)
+    assert raw.max() < UNREACHED <= scored.max()
+    np.testing.assert_array_equal(np.argsort(raw[:4]), np.argsort(scored[:4]))  # same order where tried
+
+
+def test_real_model_plan_prunes_where_the_outputs_suffer_least(exported, sample_images) -> None:
+    """yunet, one image, one trial per group: the plan reaches the ratio and its refitted model
+    changes the outputs less than the per-layer-error plan's at the same FLOPs."""
+    from pathlib import Path
+
+    from edgesdk.graph.io import run_onnxruntime
+    from edgesdk.recipe import load_recipe
+    from edgesdk.slim.activations import calibration_feeds
+    from edgesdk.slim.apply import apply_plan
+    from edgesdk.slim.plan import make_plan
+    from edgesdk.slim.reconstruct import reconstructor
+
+    original = exported("yunet")
+    feeds, _ = calibration_feeds(load_recipe("yunet"), original, Path(sample_images["bus"]).parent, 1)
+    want = run_onnxruntime(original, feeds[0])
+    errors = {}
+    for allocation in ("sensitivity", "layer-error"):
+        extras = {"feeds": feeds, "allocation": allocation, "fractions": (0.5,)}
+        plan = make_plan(original, method="thinet", ratio=0.1, extras=extras)
+        assert 0.1 <= plan.removed_flops < 0.2 and plan.reconstruct
+        got = run_onnxruntime(
+            apply_plan(original, plan, reconstruct=reconstructor(original, feeds)), feeds[0]
+        )
+        errors[allocation] = sum(
+            float(np.mean((got[k] - v) ** 2) / (np.var(v) + 1e-12)) for k, v in want.items()
+        )
+    assert errors["sensitivity"] < errors["layer-error"]
