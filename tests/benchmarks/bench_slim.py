@@ -163,6 +163,24 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _saved_latencies(folder: Path, args: argparse.Namespace) -> None:
+    """Latency ratio of every slim model ``--save`` wrote, against its original (timing only)."""
+    from edgesdk.graph.io import load_model
+
+    print("| model | method | asked | latency ms (before → after) | latency ratio |\n|---|---|---|---|---|")
+    for path in sorted(folder.glob("*__*__*.onnx")):
+        label, method, ratio = path.stem.split("__")
+        before, after = latencies(
+            [load_model(folder / f"{label}.onnx"), load_model(path)],
+            runs=args.runs,
+            threads=1,
+            statistic=args.latency_stat,
+        )
+        print(
+            f"| {label} | {method} | {float(ratio):.0%} | {before:.2f} → {after:.2f} | {after / before:.2f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shared", type=Path, default=settings.test_data())
@@ -184,7 +202,13 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--save", type=Path, default=None, help="write the original and slim models here")
+    parser.add_argument(
+        "--latency-saved", type=Path, default=None, help="only time the models an earlier --save wrote there"
+    )
     args = parser.parse_args()
+    if args.latency_saved is not None:
+        _saved_latencies(args.latency_saved, args)
+        return
     ratios = [float(r) for r in args.ratios.split(",")]
     methods = args.methods.split(",")
     rows: list[dict[str, Any]] = []
