@@ -96,7 +96,9 @@ def run_model(
     shared: Path, name: str, calibrators: list[str], calib_dir: str, extra: str, steps: list[int]
 ) -> dict[str, Any]:
     started = time.perf_counter()
-    recipe = load_recipe(name)
+    recipe = load_recipe(name)  # its own quantize section is cleared: every column starts from the defaults
+    plain = recipe.quantize.model_copy(update={"keep_fp": [], "keep_fp_auto": 0, "bias_correction": False})
+    recipe = recipe.model_copy(update={"quantize": plain})
     sets = [shared / "data" / (FACE_DATA if name in FACES else COCO_DATA)]
     if extra and name not in FACES:
         sets.append(shared / "data" / extra)
