@@ -53,7 +53,7 @@ def _calibration(
     from edgesdk.slim.activations import calibration_feeds
 
     feeds, used = calibration_feeds(recipe, model, images, recipe.slim.images)
-    return {"feeds": feeds, "reconstruct": True}, {"images": str(images), "count": used}
+    return {"feeds": feeds, "reconstruct": True, "recipe": recipe}, {"images": str(images), "count": used}
 
 
 def _measure(

@@ -17,11 +17,9 @@ onnxruntime session whose consumer weights and biases are graph INPUTS serves ev
 Consumer statistics (``A^T A`` of sampled input patches with a bias column) are gathered
 once on the unpruned model; a refit for a kept set is one linear solve.
 
-Damage: for each graph output and attribute (the last axis of ``[N, boxes, attrs]`` outputs,
-the channel axis of NCHW heads), the mean squared error divided by how much that attribute
-varies with the image content (variance across the damage images, per element, averaged),
-averaged over attributes and outputs. Scale-free, and a box coordinate's error is measured
-against its content-driven spread (a few pixels), not against the grid's.
+Damage (:mod:`edgesdk.slim.damage`): with the recipe in ``ctx.extras["recipe"]`` (the driver and
+deploy pass it), how much the decoded detections changed, plus a small share of the tensor
+damage; without it, the tensor damage alone (scale-free per output attribute).
 """
 
 from __future__ import annotations
@@ -38,6 +36,7 @@ from edgesdk.graph.io import onnxruntime_runner, to_model
 from edgesdk.slim.activations import ConvWindow, Feed, Probe, patches, sample_positions
 from edgesdk.slim.cost import CostModel, cost_model
 from edgesdk.slim.criteria import ScoreContext
+from edgesdk.slim.damage import Detector, anchor_weights, disagreement, scales, tensor_error
 from edgesdk.slim.groups import ChannelGroup
 from edgesdk.slim.schedule import round_kept
 
@@ -51,6 +50,8 @@ STAT_POSITIONS = 2
 """Sampled output positions per unknown of a consumer's fit (spread over the images), 32..512 per image."""
 RIDGE = 1e-4
 """Ridge strength relative to the mean diagonal of ``A^T A``."""
+TENSOR_SHARE = 0.1
+"""Weight of the tensor damage next to the detection damage (breaks ties where no detection changes)."""
 UNREACHED = 1e6
 """Score offset of channels no trial removed (cut last, in the criterion's order)."""
 
@@ -129,8 +130,11 @@ class Trials:
         self.memo: dict[tuple[int, bytes], float] = {}
         self.eval_feeds = _first_images(feeds, DAMAGE_IMAGES)
         self.reference = [self.run({**f, **self.base}) for f in self.eval_feeds]
-        self.scale = _scales(self.reference)
-        self.weights = [_anchor_weights(r, self.reference) for r in self.reference]
+        self.scale = scales(self.reference)
+        self.weights = [anchor_weights(r, self.reference) for r in self.reference]
+        recipe = ctx.extras.get("recipe")
+        self.detector = Detector(recipe) if recipe is not None else None
+        self.detected = [self.detector(r) for r in self.reference] if self.detector is not None else []
         self._statistics(feeds)
         log.info(
             "sensitivity trials: %d consumer(s), %d damage image batch(es)",
@@ -218,11 +222,24 @@ class Trials:
         for name, mask in inputs.items():
             if not mask.all():
                 feed.update(self._refitted(self.consumers[name], mask))
-        total = 0.0
-        for images, reference, weights in zip(self.eval_feeds, self.reference, self.weights):
+        return self._compare(feed)
+
+    def _compare(self, feed: dict[str, np.ndarray]) -> float:
+        """Damage of the model with these consumer weights (tensor damage; plus detections' if known)."""
+        tensor, detection = 0.0, 0.0
+        for index, (images, reference) in enumerate(zip(self.eval_feeds, self.reference)):
             outputs = self.run({**images, **feed})
-            total += sum(_error(outputs[k], reference[k], self.scale[k], weights.get(k)) for k in reference)
-        return total / max(1, len(self.eval_feeds) * len(self.reference))
+            weights = self.weights[index]
+            tensor += sum(
+                tensor_error(outputs[k], reference[k], self.scale[k], weights.get(k)) for k in reference
+            )
+            if self.detector is not None:
+                pairs = zip(self.detected[index], self.detector(outputs))
+                detection += sum(disagreement(r, g, self.detector.threshold) for r, g in pairs)
+        tensor /= max(1, len(self.eval_feeds) * len(self.reference))
+        if self.detector is None:
+            return tensor
+        return detection / max(1, sum(len(d) for d in self.detected)) + TENSOR_SHARE * tensor
 
     def flops_saved(self, group: ChannelGroup, kept: np.ndarray) -> int:
         """FLOPs removed when only ``group`` keeps only ``kept``."""
@@ -238,74 +255,6 @@ def _first_images(feeds: Sequence[Feed], count: int) -> list[Feed]:
         out.append(feed)
         seen += len(next(iter(feed.values())))
     return out
-
-
-def _attribute_axis(value: np.ndarray) -> int | None:
-    if value.ndim == 4:
-        return 1
-    if value.ndim >= 2 and value.shape[-1] <= 256:
-        return value.ndim - 1
-    return None
-
-
-def _scales(references: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Per output and attribute, how much the values vary with the IMAGE content: the variance
-    across the damage images of each element, averaged over the attribute's elements (floored).
-
-    Not the variance across anchors, which a YOLO output's grid offsets dominate (a box centre
-    varies by hundreds of pixels over the grid, by a few with the content)."""
-    scales = {}
-    for name in references[0]:
-        values = np.stack([r[name] for r in references]).astype(np.float64)
-        spread = values.var(axis=0) if len(values) > 1 else np.square(values[0])
-        axis = _attribute_axis(values[0])
-        if axis is None:
-            scales[name] = np.array(float(spread.mean()) + 1e-12)
-            continue
-        per = np.moveaxis(spread, axis, -1).reshape(-1, spread.shape[axis]).mean(axis=0)
-        scales[name] = np.maximum(per, 1e-3 * float(per.max()) + 1e-12)
-    return scales
-
-
-def _is_box_major(value: np.ndarray) -> bool:
-    return value.ndim == 3 and value.shape[-1] <= 256
-
-
-def _anchor_weights(
-    reference: dict[str, np.ndarray], all_refs: list[dict[str, np.ndarray]]
-) -> dict[str, np.ndarray]:
-    """Per box-major output (``[B, N, attrs]``), a weight per row: ``max(0.1, s / mean(s))``, where
-    ``s`` is the row's highest probability-like value (an attribute within [0, 1] whose mean over
-    the damage images is below 0.5, i.e. not a background class) over the outputs with N rows.
-    Errors where the reference detects something then count far more than on empty background."""
-    salient: dict[int, np.ndarray] = {}
-    for name, value in reference.items():
-        if not _is_box_major(value):
-            continue
-        stacked = np.stack([r[name] for r in all_refs])
-        probability = (stacked.min(axis=(0, 1, 2)) >= 0) & (stacked.max(axis=(0, 1, 2)) <= 1)
-        probability &= stacked.mean(axis=(0, 1, 2)) < 0.5
-        if probability.any():
-            rows = value[..., probability].max(axis=-1).reshape(-1).astype(np.float64)
-            n = value.shape[1]
-            salient[n] = rows if n not in salient else np.maximum(salient[n], rows)
-    weights = {}
-    for name, value in reference.items():
-        rows = salient.get(value.shape[1]) if _is_box_major(value) else None
-        if rows is not None and rows.mean() > 0:
-            weights[name] = np.maximum(0.1, rows / rows.mean())
-    return weights
-
-
-def _error(value: np.ndarray, reference: np.ndarray, scale: np.ndarray, weights: np.ndarray | None) -> float:
-    diff = value.astype(np.float64) - reference
-    axis = _attribute_axis(reference)
-    if axis is None:
-        return float(np.mean(diff**2) / scale)
-    per = np.moveaxis(diff, axis, -1).reshape(-1, diff.shape[axis]) ** 2
-    if weights is not None and len(weights) == len(per):
-        return float(np.mean(weights @ per / weights.sum() / scale))
-    return float(np.mean(np.mean(per, axis=0) / scale))
 
 
 def trials(ctx: ScoreContext) -> Trials:

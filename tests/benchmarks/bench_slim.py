@@ -99,7 +99,11 @@ def _row(subject: Subject, method: str, ratio: float, args: argparse.Namespace) 
     started = time.perf_counter()
     base, _, refit_flag = method.partition("+")  # "l1+refit": l1 channels, then the least-squares refit
     base, _, allocation = base.partition("@")  # "thinet@layer": the per-layer error allocation (before #6)
-    extras: dict[str, Any] = {"feeds": subject.feeds, "reconstruct": refit_flag == "refit"}
+    extras: dict[str, Any] = {
+        "feeds": subject.feeds,
+        "reconstruct": refit_flag == "refit",
+        "recipe": subject.recipe,
+    }
     if base in ("thinet", "lasso"):  # measurements (Gram matrices, trials) shared across ratios
         extras = subject.cache.setdefault(allocation or "sensitivity", dict(extras))
         extras["allocation"] = "layer-error" if allocation == "layer" else "sensitivity"

@@ -104,3 +104,23 @@ def test_real_model_plan_prunes_where_the_outputs_suffer_least(exported, sample_
             float(np.mean((got[k] - v) ** 2) / (np.var(v) + 1e-12)) for k, v in want.items()
         )
     assert errors["sensitivity"] < errors["layer-error"]
+
+
+def test_detection_disagreement() -> None:
+    from edgeagent.vision.types import Detections
+    from edgesdk.slim.damage import disagreement
+
+    def dets(boxes, scores, classes):
+        return Detections(
+            np.array(boxes, F32).reshape(-1, 4), np.array(scores, F32), np.array(classes, np.int64)
+        )
+
+    ref = dets([[0, 0, 10, 10], [20, 20, 40, 40]], [0.9, 0.8], [0, 1])
+    assert disagreement(ref, ref, 0.5) == pytest.approx(0.0)
+    lost = dets([[0, 0, 10, 10]], [0.9], [0])
+    assert disagreement(ref, lost, 0.5) == pytest.approx(0.5)  # one of two references gone
+    weaker = dets([[0, 0, 10, 10], [20, 20, 40, 40]], [0.45, 0.8], [0, 1])
+    assert disagreement(ref, weaker, 0.5) == pytest.approx(0.25)  # half the score on one of two
+    wrong_class = dets([[0, 0, 10, 10], [20, 20, 40, 40]], [0.9, 0.8], [0, 0])
+    assert disagreement(ref, wrong_class, 0.5) == pytest.approx(1.0)  # one missed + one new
+    assert disagreement(dets([], [], []), ref, 0.5) == 2.0  # nothing expected, two confident new
