@@ -335,11 +335,19 @@ def convert_opset(graph: gs.Graph, target: int) -> gs.Graph:
     return gs.import_onnx(converted)
 
 
-def onnxruntime_runner(model: onnx.ModelProto) -> Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]:
+def onnxruntime_runner(
+    model: onnx.ModelProto, *, threads: int | None = None, spinning: bool | None = None
+) -> Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]:
     """Load ``model`` into an onnxruntime CPU session once; the result runs it on a feed.
 
     The runner returns every output by name; feed entries that are not model inputs are
-    ignored.
+    ignored. It may be called from several threads at once (onnxruntime sessions allow it).
+
+    Args:
+        model: the model.
+        threads: intra-op threads (None: onnxruntime's default, one per physical core).
+        spinning: let idle intra-op threads spin-wait (None: onnxruntime's default, yes);
+            False when other work runs beside the session.
 
     Raises:
         MissingDependencyError: onnxruntime is not installed.
@@ -350,6 +358,10 @@ def onnxruntime_runner(model: onnx.ModelProto) -> Callable[[Mapping[str, np.ndar
     ort = require("onnxruntime", feature="running ONNX models on the host", hint="pip install onnxruntime")
     options = ort.SessionOptions()
     options.log_severity_level = 3  # no "initializer appears in graph inputs" chatter
+    if threads:
+        options.intra_op_num_threads = threads
+    if spinning is not None:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     try:
         session = ort.InferenceSession(model_bytes(model), options, providers=["CPUExecutionProvider"])
     except Exception as err:

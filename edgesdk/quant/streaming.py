@@ -23,8 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgesdk.errors import GraphError
-
 if TYPE_CHECKING:
     import onnx
 
@@ -55,33 +53,9 @@ def calibration_runner(
         MissingDependencyError: onnxruntime is not installed.
         GraphError: onnxruntime cannot load the model (or, when run, cannot run it).
     """
-    from edgesdk._lazy import require
-    from edgesdk.graph.io import model_bytes
+    from edgesdk.graph.io import onnxruntime_runner
 
-    ort = require("onnxruntime", feature="running ONNX models on the host", hint="pip install onnxruntime")
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads or os.cpu_count() or 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    try:
-        session = ort.InferenceSession(model_bytes(model), options, providers=["CPUExecutionProvider"])
-    except Exception as err:
-        raise GraphError(f"onnxruntime cannot load the model: {str(err).splitlines()[0]}") from err
-    inputs = [i.name for i in session.get_inputs()]
-    outputs = [o.name for o in session.get_outputs()]
-
-    def run(feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        missing = [n for n in inputs if n not in feed]
-        if missing:
-            raise GraphError(f"no input data for model input(s) {missing}; the feed has {sorted(feed)}")
-        try:
-            values = session.run(outputs, {n: feed[n] for n in inputs})
-        except Exception as err:
-            raise GraphError(f"onnxruntime cannot run the model: {str(err).splitlines()[0]}") from err
-        return dict(zip(outputs, values))
-
-    return run
+    return onnxruntime_runner(model, threads=threads or os.cpu_count() or 1, spinning=spinning)
 
 
 class FeedCache:
