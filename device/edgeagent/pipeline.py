@@ -31,7 +31,7 @@ from edgeagent.sinks import Sink, StopStream, StreamInfo
 from edgeagent.vision.classes import class_names
 from edgeagent.vision.draw import draw_detections, draw_stats
 from edgeagent.vision.postprocess import postprocess
-from edgeagent.vision.preprocess import Transform, preprocess
+from edgeagent.vision.preprocess import Preprocessor, Transform
 from edgeagent.vision.types import Detections
 
 log = logging.getLogger(__name__)
@@ -186,6 +186,9 @@ class Pipeline:
         self._reason = "end"
         self._limits: Tuple[Optional[int], Optional[float]] = (None, None)
         self._gate: Optional[threading.Semaphore] = None
+        # Tensors alive at once: one being made, `queue_size` waiting, one in inference (it is
+        # dropped right after); one more slot so a buffer is never rewritten while still read.
+        self._preprocessor = Preprocessor(self.params.input_hw, self.params.preprocess, queue_size + 3)
         self.stats = PipelineStats()
 
     # ------------------------------------------------------------------ control
@@ -396,9 +399,7 @@ class Pipeline:
             self._fail(stage, err)
 
     def _preprocess(self, work: _Work) -> None:
-        tensor, work.transform = preprocess(
-            work.frame.image_bgr, self.params.input_hw, self.params.preprocess
-        )
+        tensor, work.transform = self._preprocessor(work.frame.image_bgr)
         work.tensor = tensor[None]  # a view: (1, C, H, W), no copy
 
     def _infer(self, work: _Work, input_name: str) -> None:

@@ -20,7 +20,7 @@ by ``r`` instead differs by less than one source pixel.
 
 from __future__ import annotations
 
-from typing import Any, List, Mapping, NamedTuple, Sequence, Tuple
+from typing import Any, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -107,6 +107,42 @@ def _resize(image: np.ndarray, new_w: int, new_h: int, interpolation: str) -> np
     return cv2.resize(image, (new_w, new_h), interpolation=getattr(cv2, _INTERPOLATION[interpolation]))
 
 
+class _Layout(NamedTuple):
+    """Where the resized frame sits in the input: size, offset, and the transform."""
+
+    new_w: int
+    new_h: int
+    left: int
+    top: int
+    transform: Transform
+
+
+def _layout(image_bgr: np.ndarray, input_hw: Tuple[int, int], mode: str, interpolation: str) -> _Layout:
+    h, w = _check_image(image_bgr)
+    in_h, in_w = int(input_hw[0]), int(input_hw[1])
+    if in_h <= 0 or in_w <= 0:
+        raise ParamsError(f"input_hw must be two positive ints, got {tuple(input_hw)}")
+    if interpolation not in _INTERPOLATION:
+        raise ParamsError(f"unknown interpolation {interpolation!r}; use one of {', '.join(_INTERPOLATION)}")
+    if mode == "stretch":
+        return _Layout(in_w, in_h, 0, 0, Transform(in_w / w, in_h / h, 0.0, 0.0, w, h))
+    r = min(in_h / h, in_w / w)
+    if mode == "letterbox":
+        new_w, new_h = max(1, int(round(w * r))), max(1, int(round(h * r)))
+        left = int(round((in_w - new_w) / 2 - 0.1))
+        top = int(round((in_h - new_h) / 2 - 0.1))
+    elif mode == "top-left-pad":
+        new_w, new_h = max(1, int(w * r)), max(1, int(h * r))
+        left = top = 0
+    else:
+        raise ParamsError(f"unknown resize mode {mode!r}; use letterbox, stretch or top-left-pad")
+    return _Layout(new_w, new_h, left, top, Transform(new_w / w, new_h / h, float(left), float(top), w, h))
+
+
+def _fits(lay: _Layout, input_hw: Tuple[int, int]) -> bool:
+    return 0 <= lay.top <= input_hw[0] - lay.new_h and 0 <= lay.left <= input_hw[1] - lay.new_w
+
+
 def resize_to_input(
     image_bgr: np.ndarray,
     input_hw: Tuple[int, int],
@@ -129,40 +165,26 @@ def resize_to_input(
     Raises:
         ParamsError: unknown mode or interpolation, bad sizes.
     """
-    h, w = _check_image(image_bgr)
+    lay = _layout(image_bgr, input_hw, mode, interpolation)
+    resized = _resize(image_bgr, lay.new_w, lay.new_h, interpolation)
     in_h, in_w = int(input_hw[0]), int(input_hw[1])
-    if in_h <= 0 or in_w <= 0:
-        raise ParamsError(f"input_hw must be two positive ints, got {tuple(input_hw)}")
-    if interpolation not in _INTERPOLATION:
-        raise ParamsError(f"unknown interpolation {interpolation!r}; use one of {', '.join(_INTERPOLATION)}")
-    interp = interpolation
-    if mode == "stretch":
-        out = _resize(image_bgr, in_w, in_h, interp)
-        return out, Transform(in_w / w, in_h / h, 0.0, 0.0, w, h)
-    r = min(in_h / h, in_w / w)
-    if mode == "letterbox":
-        new_w, new_h = max(1, int(round(w * r))), max(1, int(round(h * r)))
-        left = int(round((in_w - new_w) / 2 - 0.1))
-        top = int(round((in_h - new_h) / 2 - 0.1))
-    elif mode == "top-left-pad":
-        new_w, new_h = max(1, int(w * r)), max(1, int(h * r))
-        left = top = 0
-    else:
-        raise ParamsError(f"unknown resize mode {mode!r}; use letterbox, stretch or top-left-pad")
-    resized = _resize(image_bgr, new_w, new_h, interp)
+    if (lay.new_h, lay.new_w) == (in_h, in_w):
+        return resized, lay.transform
     fill = int(np.clip(round(pad_value), 0, 255))
-    bottom, right = in_h - new_h - top, in_w - new_w - left
-    if min(top, bottom, left, right) >= 0:
+    bottom, right = in_h - lay.new_h - lay.top, in_w - lay.new_w - lay.left
+    if _fits(lay, (in_h, in_w)):
         import cv2
 
         # One C++ pass (copy + constant border) instead of fill-then-paste in numpy.
-        canvas = cv2.copyMakeBorder(resized, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(fill,) * 4)
+        canvas = cv2.copyMakeBorder(
+            resized, lay.top, bottom, lay.left, right, cv2.BORDER_CONSTANT, value=(fill,) * 4
+        )
         if canvas.ndim < resized.ndim:  # OpenCV drops a trailing channel axis of 1
             canvas = canvas[:, :, None]
     else:
         canvas = np.full((in_h, in_w) + resized.shape[2:], fill, np.uint8)
-        canvas[top : top + new_h, left : left + new_w] = resized
-    return canvas, Transform(new_w / w, new_h / h, float(left), float(top), w, h)
+        canvas[lay.top : lay.top + lay.new_h, lay.left : lay.left + lay.new_w] = resized
+    return canvas, lay.transform
 
 
 def _param(params: Mapping[str, Any], key: str) -> Any:
@@ -201,31 +223,99 @@ def preprocess(
             ``color`` (``rgb``/``bgr``), ``scale``, ``mean``, ``std``, ``interpolation``.
 
     Returns:
-        (C, H, W) float32 C-contiguous tensor, and the :class:`Transform` source -> input.
+        (C, H, W) float32 C-contiguous tensor (a new array), and the :class:`Transform` source -> input.
 
     Raises:
         ParamsError: a missing key or a bad value.
     """
-    image, transform = resize_to_input(
-        image_bgr,
-        input_hw,
-        _param(params, "resize"),
-        float(_param(params, "pad_value")),
-        _param(params, "interpolation"),
-    )
-    color = _param(params, "color")
-    if color not in ("rgb", "bgr"):
-        raise ParamsError(f"preprocess color must be 'rgb' or 'bgr', got {color!r}")
-    if image.ndim == 2:
-        image = image[:, :, None]
-    a, b = _affine(params, image.shape[2])
-    out = np.empty((image.shape[2],) + image.shape[:2], np.float32)
+    return Preprocessor(input_hw, params, ring=1)(image_bgr)
+
+
+class Preprocessor:
+    """:func:`preprocess` into a ring of reused input tensors whose padding is written once.
+
+    A letterboxed frame fills only part of the input (a 16:9 frame: 56 % of a square one), and
+    the border is the same for every frame of one size, so each buffer gets its border once and a
+    frame converts only its own pixels — about half the pre-processing time of a 768x432 frame
+    into 640x640, and no per-frame 5 MB allocation.
+
+    A returned tensor is overwritten by the ``ring``-th call after the one that returned it: the
+    caller must be done with it by then (the pipeline sizes the ring from its queue bounds).
+
+    Args:
+        input_hw: network input (H, W) in pixels.
+        params: the recipe's resolved ``preprocess`` mapping (see :func:`preprocess`).
+        ring: number of buffers (>= 1).
+
+    Raises:
+        ParamsError: a missing key or a bad value in ``params``, or ``ring`` < 1.
+    """
+
+    def __init__(self, input_hw: Tuple[int, int], params: Mapping[str, Any], ring: int) -> None:
+        if ring < 1:
+            raise ParamsError(f"Preprocessor ring must be >= 1, got {ring}")
+        self.input_hw = (int(input_hw[0]), int(input_hw[1]))
+        self._mode = _param(params, "resize")
+        self._pad = int(np.clip(round(float(_param(params, "pad_value"))), 0, 255))
+        self._interp = _param(params, "interpolation")
+        color = _param(params, "color")
+        if color not in ("rgb", "bgr"):
+            raise ParamsError(f"preprocess color must be 'rgb' or 'bgr', got {color!r}")
+        self._rgb = color == "rgb"
+        self._affine3 = _affine(params, 3)
+        self._affine1 = (self._affine3[0][:1], self._affine3[1][:1])
+        self._buffers: List[Optional[np.ndarray]] = [None] * ring
+        self._borders: List[Optional[Tuple[int, ...]]] = [None] * ring
+        self._next = 0
+
+    def __call__(self, image_bgr: np.ndarray) -> Tuple[np.ndarray, Transform]:
+        """Pre-process one frame; returns ((C, H, W) float32 tensor, :class:`Transform`)."""
+        lay = _layout(image_bgr, self.input_hw, self._mode, self._interp)
+        if not _fits(lay, self.input_hw):  # not reachable with the modes above; kept exact anyway
+            image, transform = resize_to_input(image_bgr, self.input_hw, self._mode, self._pad, self._interp)
+            lay = _Layout(self.input_hw[1], self.input_hw[0], 0, 0, transform)
+        else:
+            image = _resize(image_bgr, lay.new_w, lay.new_h, self._interp)
+        if image.ndim == 2:
+            image = image[:, :, None]
+        channels = image.shape[2]
+        a, b = self._affine3 if channels == 3 else self._affine1
+        slot = self._next
+        self._next = (slot + 1) % len(self._buffers)
+        out = self._buffers[slot]
+        border = (channels, lay.top, lay.left, lay.new_h, lay.new_w)
+        if out is None or out.shape[0] != channels:
+            out = self._buffers[slot] = np.empty((channels,) + self.input_hw, np.float32)
+            self._borders[slot] = None
+        if self._borders[slot] != border:
+            if (lay.new_h, lay.new_w) != self.input_hw:
+                pad = np.full((channels, 1, 1), self._pad, np.uint8)
+                out[:] = _convert(pad, a, b, self._rgb)
+            self._borders[slot] = border
+        roi = out[:, lay.top : lay.top + lay.new_h, lay.left : lay.left + lay.new_w]
+        _convert_planes(image, a, b, self._rgb, roi)
+        return out, lay.transform
+
+
+def _convert(planes_chw: np.ndarray, a: np.ndarray, b: np.ndarray, rgb: bool) -> np.ndarray:
+    """(C, h, w) uint8 -> float32 with the per-channel affine (used for the 1-pixel border value)."""
+    out = np.empty(planes_chw.shape, np.float32)
+    _convert_planes(planes_chw.transpose(1, 2, 0), a, b, rgb, out)
+    return out
+
+
+def _convert_planes(image: np.ndarray, a: np.ndarray, b: np.ndarray, rgb: bool, out: np.ndarray) -> None:
+    """Write ``pixel * a - b`` per channel of (h, w, C) uint8 ``image`` into (C, h, w) float32 ``out``."""
     # Per channel on contiguous planes (a strided HWC->CHW view is ~2x slower in numpy),
     # written straight into the float32 output.
     import cv2
 
-    planes = cv2.split(image) if image.shape[2] > 1 else [image[:, :, 0]]
-    if color == "rgb" and len(planes) == 3:
+    channels = image.shape[2]
+    if channels > 1 and image.flags.c_contiguous:
+        planes = list(cv2.split(image))
+    else:
+        planes = [image[:, :, c] for c in range(channels)]
+    if rgb and len(planes) == 3:
         planes = planes[::-1]
     for c, plane in enumerate(planes):
         gain, offset = a[c, 0, 0], b[c, 0, 0]
@@ -235,7 +325,6 @@ def preprocess(
             np.subtract(plane, offset / gain, out=out[c])
             if gain != 1:
                 out[c] *= gain
-    return out, transform
 
 
 def preprocess_batch(

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from edgeagent.vision.errors import ParamsError
-from edgeagent.vision.preprocess import Transform, preprocess, preprocess_batch, resize_to_input
+from edgeagent.vision.preprocess import (
+    Preprocessor,
+    Transform,
+    preprocess,
+    preprocess_batch,
+    resize_to_input,
+)
 
 PARAMS = {
     "resize": "letterbox",
@@ -158,3 +164,50 @@ class TestTensor:
         np.testing.assert_array_equal(batch[1], single)
         with pytest.raises(ParamsError, match="at least one"):
             preprocess_batch([], (64, 64), PARAMS)
+
+
+class TestPreprocessor:
+    def _reference(self, image: np.ndarray, input_hw: tuple, params: dict) -> np.ndarray:
+        padded, _ = resize_to_input(image, input_hw, params["resize"], params["pad_value"])
+        if padded.ndim == 2:
+            padded = padded[:, :, None]
+        if params["color"] == "rgb" and padded.shape[2] == 3:
+            padded = padded[:, :, ::-1]
+        a = params["scale"] / np.array(params["std"], np.float64)[: padded.shape[2]]
+        b = (
+            np.array(params["mean"], np.float64)[: padded.shape[2]]
+            / np.array(params["std"])[: padded.shape[2]]
+        )
+        return (padded.astype(np.float64) * a - b).transpose(2, 0, 1)
+
+    def test_reused_buffers_match_fresh_ones_when_the_frame_size_changes(self) -> None:
+        rng = np.random.default_rng(3)
+        params = dict(PARAMS, pad_value=117.0, color="bgr", scale=1.0, mean=[104.0, 117.0, 123.0])
+        pre = Preprocessor((64, 64), params, ring=2)
+        # landscape, portrait, landscape again, square, grey: each size changes the border
+        sizes = [(100, 36), (30, 80), (100, 36), (64, 64), (50, 40)]
+        for i, (w, h) in enumerate(sizes):
+            shape = (h, w) if i == 4 else (h, w, 3)
+            image = rng.integers(0, 255, shape, dtype=np.uint8)
+            got, t = pre(image)
+            want, t_want = preprocess(image, (64, 64), params)
+            assert t == t_want
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_allclose(got, self._reference(image, (64, 64), params), atol=1e-4)
+
+    def test_a_tensor_stays_valid_for_ring_minus_one_more_frames(self) -> None:
+        pre = Preprocessor((32, 32), PARAMS, ring=3)
+        first, _ = pre(_image(40, 20, 10))
+        kept = first.copy()
+        second, _ = pre(_image(40, 20, 20))
+        third, _ = pre(_image(40, 20, 30))
+        assert first is not second and second is not third
+        np.testing.assert_array_equal(first, kept)  # untouched by the next ring - 1 frames
+        fourth, _ = pre(_image(40, 20, 40))
+        assert fourth is first  # the ring wrapped: the caller must be done with it by now
+        np.testing.assert_allclose(fourth[:, 16, 16], 40 / 255, rtol=1e-6)
+        np.testing.assert_allclose(fourth[:, 0, 0], 114 / 255, rtol=1e-6)
+
+    def test_ring_must_be_positive(self) -> None:
+        with pytest.raises(ParamsError, match="ring"):
+            Preprocessor((8, 8), PARAMS, ring=0)
