@@ -139,7 +139,10 @@ def range_model(
 
 
 def index_model(
-    model: onnx.ModelProto, scales: Mapping[str, np.float32], raw: Sequence[str] = ()
+    model: onnx.ModelProto,
+    scales: Mapping[str, np.float32],
+    raw: Sequence[str] = (),
+    unleak: Mapping[str, tuple[str, float]] | None = None,
 ) -> tuple[onnx.ModelProto, dict[str, str]]:
     """A copy of ``model`` whose outputs are int16 bin indices for ``scales`` and the tensors ``raw``.
 
@@ -153,6 +156,10 @@ def index_model(
         model: the model (not modified).
         scales: float32 tensor name -> ``float32(bins / amax)``.
         raw: tensors to expose as they are (graph inputs among them are skipped).
+        unleak: name -> (``y``, ``alpha``) for names of ``scales`` read only by a
+            ``LeakyRelu(alpha)`` whose output is ``y``: their indices are computed from
+            ``LeakyRelu(y, 1/alpha)`` (the name itself is not read, so onnxruntime can still
+            fuse its producer with the activation; see :mod:`edgesdk.quant.derive`).
 
     Returns:
         The model, and per name in ``scales`` the name of its index output.
@@ -167,9 +174,24 @@ def index_model(
 
     graph, tensors = _probe_graph(model)
     outputs: dict[str, str] = {}
+    unleak = unleak or {}
     for i, (name, scale) in enumerate(scales.items()):
-        source = _tensor(tensors, name)
         stem = f"{PREFIX}_{i}"
+        if name in unleak:
+            _tensor(tensors, name)
+            leaked, alpha = unleak[name]
+            source = gs.Variable(f"{stem}_unleaked", np.float32)
+            graph.nodes.append(
+                gs.Node(
+                    "LeakyRelu",
+                    f"{stem}_unleak",
+                    {"alpha": 1.0 / alpha},
+                    [_tensor(tensors, leaked)],
+                    [source],
+                )
+            )
+        else:
+            source = _tensor(tensors, name)
         scaled = gs.Variable(f"{stem}_scaled", np.float32)
         signed = gs.Variable(f"{stem}_signed", np.int16)
         index = gs.Variable(f"{stem}_index", np.int16)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,6 +29,7 @@ from edgesdk.quant.streaming import calibration_runner, run_pass
 if TYPE_CHECKING:
     import onnx
 
+    from edgesdk.quant.derive import Derived
     from edgesdk.quant.stats import ActivationStats, TensorStats
 
 __all__ = ["histogram_pass", "range_pass", "stream_pass"]
@@ -96,17 +97,22 @@ def range_pass(
     stats: ActivationStats,
     tick: Tick,
     in_graph: Sequence[str],
+    derived: Mapping[str, Derived] | None = None,
 ) -> None:
     """Pass 1: min, max, count (and non-finite count) of every tensor of ``stats``.
 
     Args:
         in_graph: the float32 tensors to reduce in the graph; the rest come out whole.
+        derived: tensors not measured but filled in from their source
+            (:func:`edgesdk.quant.derive.derivations`).
     """
+    from edgesdk.quant.derive import fill_range
     from edgesdk.quant.ingraph import range_model
     from edgesdk.quant.stats import TensorStats
 
-    fast = [n for n in stats.tensors if n in set(in_graph)]
-    host = [n for n in stats.tensors if n not in set(fast)]
+    derived = derived or {}
+    fast = [n for n in stats.tensors if n in set(in_graph) and n not in derived]
+    host = [n for n in stats.tensors if n not in set(fast) and n not in derived]
     augmented, probes = range_model(model, fast, raw=host)
     workers, threads = _parallel()
     run = calibration_runner(augmented, threads=threads)
@@ -136,6 +142,8 @@ def range_pass(
         for name in names:
             stats.tensors[name] = TensorStats(name)
         _host_pass(model, feeds, input_name, stats, _no_tick, names, TensorStats.observe_range)
+    for name, how in derived.items():
+        fill_range(stats.tensors[name], stats.tensors[how.source], how.alpha)
 
 
 def histogram_pass(
@@ -145,6 +153,7 @@ def histogram_pass(
     stats: ActivationStats,
     tick: Tick,
     in_graph: Sequence[str],
+    derived: Mapping[str, Derived] | None = None,
 ) -> None:
     """Pass 2: the :data:`~edgesdk.quant.histogram.FINE_BINS` ``|x|`` histogram over
     ``[0, amax]`` of every tensor with ``amax > 0`` (after :func:`range_pass`).
@@ -152,14 +161,29 @@ def histogram_pass(
     Args:
         in_graph: float32 tensors whose bin indices may be computed in the graph; those with
             non-finite values are histogrammed on the host instead.
+        derived: as for :func:`range_pass`: moved data copies its source's histogram; a
+            LeakyReLU's input is binned from the LeakyReLU's output in the graph (or read
+            itself when either holds non-finite values).
     """
+    from edgesdk.quant.derive import fill_histogram
     from edgesdk.quant.ingraph import index_model
 
+    derived = derived or {}
     allowed = set(in_graph)
     live = [s for s in stats.tensors.values() if s.amax > 0]
-    scales = {s.name: np.float32(FINE_BINS / s.amax) for s in live if s.name in allowed and not s.nonfinite}
-    host = [s.name for s in live if s.name not in scales]
-    augmented, indices = index_model(model, scales, raw=host)
+    copies = {n: d.source for n, d in derived.items() if d.alpha is None}
+    scales = {
+        s.name: np.float32(FINE_BINS / s.amax)
+        for s in live
+        if s.name in allowed and not s.nonfinite and s.name not in copies
+    }
+    unleak = {
+        name: (how.source, how.alpha)
+        for name, how in derived.items()
+        if how.alpha is not None and name in scales and how.source in scales
+    }
+    host = [s.name for s in live if s.name not in scales and s.name not in copies]
+    augmented, indices = index_model(model, scales, raw=host, unleak=unleak)
     workers, threads = _parallel()
     run = calibration_runner(augmented, threads=threads, spinning=False)  # this thread counts meanwhile
     counters = {name: IndexCounter(FINE_BINS) for name in indices}
@@ -173,5 +197,7 @@ def histogram_pass(
     times = run_pass(run, feeds, input_name, fold, tick, workers=workers)
     for name, counter in counters.items():
         stats.tensors[name].hist = counter.histogram()
+    for name, source in copies.items():
+        fill_histogram(stats.tensors[name], stats.tensors[source])
     stats.seconds_infer += times.infer
     stats.seconds_stats += times.fold

@@ -14,7 +14,9 @@ finds, per tensor, min, max, ``amax = max |x|`` and the count of NaN/inf values;
 (:mod:`edgesdk.quant.histogram`): exactly the histogram the entropy algorithm specifies, no
 re-binning. Both passes compute their statistics *inside* the graph
 (:mod:`edgesdk.quant.ingraph`: reductions, then int16 bin indices), so only scalars and
-2-byte indices leave onnxruntime; two images run at once; pass 2 replays the pre-processed
+2-byte indices leave onnxruntime; tensors whose statistics follow from another's (moved data, a
+LeakyReLU's input) are filled in rather than read (:mod:`edgesdk.quant.derive`); two images run
+at once; pass 2 replays the pre-processed
 inputs of pass 1 from memory (:class:`~edgesdk.quant.streaming.FeedCache`). Tensors with
 NaN/inf (found by a non-finite in-graph sum) and non-float32 tensors take the host path
 (:class:`TensorStats` methods on whole tensors); non-finite values are counted and left out
@@ -276,6 +278,7 @@ def collect_stats(
     histograms: bool = True,
     passes: int = 2,
     progress: ProgressFn | None = None,
+    derive: bool = True,
 ) -> ActivationStats:
     """Run the calibration batches through ``model`` on onnxruntime and gather statistics.
 
@@ -290,6 +293,9 @@ def collect_stats(
             every tensor exposed and :class:`~edgesdk.quant.histogram.GrowingHistogram`
             (each value may land up to 1/16 of an entropy bin off).
         progress: called as ``progress(done, total)`` after each image of each pass.
+        derive: in two passes, fill in the tensors whose statistics follow from another's
+            (moved data, a LeakyReLU's input: :mod:`edgesdk.quant.derive`) instead of reading
+            them, which keeps onnxruntime's Conv+activation fusions.
 
     Returns:
         The :class:`ActivationStats`.
@@ -300,6 +306,7 @@ def collect_stats(
         GraphError: onnxruntime cannot load or run the model.
     """
     from edgesdk.graph.io import to_graph
+    from edgesdk.quant.derive import derivations
     from edgesdk.quant.ingraph import in_graph_tensors
     from edgesdk.quant.passes import histogram_pass, range_pass, stream_pass
     from edgesdk.quant.streaming import FeedCache
@@ -322,10 +329,12 @@ def collect_stats(
             progress(done, passes * expected)
 
     feeds = FeedCache(batches, budget=0 if passes == 1 else None)
+    in_graph = in_graph_tensors(graph, names)
+    derived = derivations(graph, in_graph) if derive else {}
     if single:
         stream_pass(model, feeds, feed_name, stats, tick)
     else:
-        range_pass(model, feeds, feed_name, stats, tick, in_graph_tensors(graph, names))
+        range_pass(model, feeds, feed_name, stats, tick, in_graph, derived)
     stats.passes = 1
     stats.images, stats.dropped, stats.skipped = done, batches.dropped, list(batches.skipped)
     if stats.images == 0:
@@ -335,5 +344,5 @@ def collect_stats(
         )
     if histograms and passes == 2:
         stats.passes, expected = 2, stats.images
-        histogram_pass(model, feeds, feed_name, stats, tick, in_graph_tensors(graph, names))
+        histogram_pass(model, feeds, feed_name, stats, tick, in_graph, derived)
     return stats
