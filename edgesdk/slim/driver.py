@@ -20,7 +20,7 @@ from edgesdk.errors import PruneError
 from edgesdk.recipe import Recipe
 from edgesdk.slim.criteria import criterion, criterion_names
 from edgesdk.slim.measure import ModelStats, accuracy, latencies, static_stats
-from edgesdk.slim.plan import SlimPlan, make_plan
+from edgesdk.slim.plan import SlimPlan, Target, make_plan
 from edgesdk.slim.report import SlimReport
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,7 @@ def slim_recipe(
     threads: int = 1,
     seed: int = 0,
     progress: ProgressFn | None = None,
+    target: Target = "flops",
 ) -> SlimReport:
     """Slim the recipe's exported model as its ``slim`` section says.
 
@@ -109,6 +110,8 @@ def slim_recipe(
         threads: onnxruntime threads for the latency measurement.
         seed: for sampling.
         progress: called with a short phase name.
+        target: ``flops``: ``slim.ratio`` of the FLOPs go; ``latency``: of the predicted onnxruntime
+            CPU latency, with thinet/lasso weighing damage per predicted ms (see ``make_plan``).
 
     Raises:
         PruneError: unknown/unimplemented method, nothing prunable, ratio out of reach, a
@@ -140,6 +143,7 @@ def slim_recipe(
             round_to=spec.round_to,
             seed=seed,
             extras=extras,
+            target=target,
         )
     models = [original]
     notes: list[str] = []
@@ -188,7 +192,12 @@ def _apply(
 
 
 def slim_exported(
-    recipe: Recipe, model: onnx.ModelProto, *, images: Path | None = None, seed: int = 0
+    recipe: Recipe,
+    model: onnx.ModelProto,
+    *,
+    images: Path | None = None,
+    seed: int = 0,
+    target: Target = "flops",
 ) -> tuple[onnx.ModelProto, SlimPlan]:
     """Slim an already exported model as ``recipe.slim`` says (for pipelines such as deploy).
 
@@ -197,6 +206,7 @@ def slim_exported(
         model: the exported (fixed) model; not modified.
         images: calibration images for thinet/lasso/sss.
         seed: for sampling.
+        target: what ``slim.ratio`` counts (``flops`` or ``latency``, see ``make_plan``).
 
     Returns:
         (slim model, the plan it followed).
@@ -215,6 +225,7 @@ def slim_exported(
         round_to=spec.round_to,
         seed=seed,
         extras=extras,
+        target=target,
     )
     return _apply(model, plan, extras)[0], plan
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import onnx
@@ -24,9 +24,11 @@ from edgesdk.graph.io import model_bytes, to_graph
 from edgesdk.slim.cost import cost_model
 from edgesdk.slim.criteria import ScoreContext, Unscorable, criterion, normalize
 from edgesdk.slim.groups import ChannelAnalysis, ChannelGroup, analyze, prepare
-from edgesdk.slim.schedule import Scope, allocate
+from edgesdk.slim.latency import cached_latency_model
+from edgesdk.slim.schedule import FlopsFn, Scope, allocate
 
 PLAN_FORMAT = "edgesdk.slim-plan/1"
+Target = Literal["flops", "latency"]
 
 
 @dataclass
@@ -70,6 +72,9 @@ class SlimPlan:
         notes: anything the reader of the plan should know.
         blocks: residual branches (``sss``): per block its Add, shortcut, branch nodes,
             FLOPs, score and whether it is removed.
+        target: what ``ratio`` removes: ``flops``, or ``latency`` (predicted onnxruntime CPU ms,
+            :mod:`edgesdk.slim.latency`; the measured damage is then weighed per ms saved).
+        predicted_ms: the latency model's [before, after] (only when the model was calibrated).
     """
 
     method: str
@@ -83,6 +88,8 @@ class SlimPlan:
     reconstruct: bool = False
     notes: list[str] = field(default_factory=list)
     blocks: list[dict[str, Any]] = field(default_factory=list)
+    target: str = "flops"
+    predicted_ms: list[float] = field(default_factory=list)
 
     @property
     def removed_flops(self) -> float:
@@ -190,6 +197,7 @@ def make_plan(
     round_to: int = 8,
     seed: int = 0,
     extras: dict[str, Any] | None = None,
+    target: Target = "flops",
 ) -> SlimPlan:
     """Plan which channels to remove so that ``ratio`` of the FLOPs go.
 
@@ -203,6 +211,10 @@ def make_plan(
         extras: per-method inputs (activation samples for data-driven criteria). Criteria cache
             what they measured in it (keys starting with ``_``), so passing the same dict to
             plans of the same model at other ratios reuses the measurements.
+            ``extras["budget"] = "flops"`` keeps a FLOPs ratio under ``target="latency"``.
+        target: ``flops``: ``ratio`` of the FLOPs go, thinet/lasso weigh damage per FLOP;
+            ``latency``: ``ratio`` of the predicted onnxruntime CPU latency goes and they weigh
+            damage per predicted ms (:mod:`edgesdk.slim.latency`, calibrated by one profile).
 
     Raises:
         PruneError: unknown method, nothing prunable/scorable, or the ratio is out of reach.
@@ -211,6 +223,7 @@ def make_plan(
     analysis = analyze(graph)
     context = extras if extras is not None else {}
     context["round_to"] = round_to
+    context["target"] = target
     ctx = ScoreContext(graph, analysis, seed, context)
     if criterion(method).kind == "block":
         return _block_plan(model, graph, analysis, ctx, method, ratio, scope, round_to)
@@ -224,9 +237,13 @@ def make_plan(
         )
     info = criterion(method)
     costs = cost_model(graph, analysis)
+    cost_of: FlopsFn = lambda kept: costs.flops(analysis.keep_vector(kept))  # noqa: E731
+    if context.get("budget", target) == "latency":
+        latency = cached_latency_model(ctx)
+        cost_of = lambda kept: latency.ms(analysis.keep_vector(kept))  # noqa: E731
     allocation = allocate(
         {gid: normalize(s, info.normalize) for gid, s in scores.items()},
-        lambda kept: costs.flops(analysis.keep_vector(kept)),
+        cost_of,
         ratio,
         scope=scope,
         round_to=round_to,
@@ -244,11 +261,20 @@ def make_plan(
         round_to=round_to,
         model_sha256=model_sha256(model),
         flops_before=costs.flops(),
-        flops_after=allocation.flops,
+        flops_after=costs.flops(analysis.keep_vector(allocation.kept)),
         groups=groups,
         reconstruct=bool(ctx.extras.get("reconstruct", False)),
         notes=[f"{len(unscorable)} group(s) not scorable by {method}"] if unscorable else [],
+        target=target,
+        predicted_ms=_predicted(ctx, allocation.kept),
     )
+
+
+def _predicted(ctx: ScoreContext, kept: dict[int, np.ndarray]) -> list[float]:
+    model = ctx.extras.get("_latency")
+    if model is None:
+        return []
+    return [round(model.ms(), 3), round(model.ms(ctx.analysis.keep_vector(kept)), 3)]
 
 
 def _block_plan(

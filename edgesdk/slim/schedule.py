@@ -25,7 +25,8 @@ from edgesdk.errors import PruneError
 
 Scope = Literal["global", "uniform"]
 Kept = dict[int, np.ndarray]
-FlopsFn = Callable[[Kept], int]
+FlopsFn = Callable[[Kept], float]
+"""The cost the budget counts (FLOPs, or predicted ms) of a candidate."""
 
 
 def step_ratios(ratio: float, steps: int = 1) -> list[float]:
@@ -71,12 +72,12 @@ class Allocation:
 
     Attributes:
         kept: group id -> kept group channels (ascending), for every scored group.
-        flops: FLOPs with that choice.
+        flops: the cost (FLOPs, or what ``flops_of`` counts) with that choice.
         removed: fraction of the original FLOPs removed (>= the target).
     """
 
     kept: Kept
-    flops: int
+    flops: float
     removed: float
 
 
@@ -101,7 +102,7 @@ def allocate(
 
     Args:
         scores: group id -> score per group channel (normalised for a global threshold).
-        flops_of: FLOPs of the model when the groups keep the given channels.
+        flops_of: cost of the model (FLOPs, or predicted ms) when the groups keep the given channels.
         ratio: fraction of the FLOPs to remove, in [0, 1).
         scope: ``global`` (one score threshold for all groups) or ``uniform`` (the same
             fraction of channels from each group).

@@ -38,6 +38,7 @@ from edgesdk.slim.cost import CostModel, cost_model
 from edgesdk.slim.criteria import ScoreContext
 from edgesdk.slim.damage import Detector, anchor_weights, disagreement, scales, tensor_error
 from edgesdk.slim.groups import ChannelGroup
+from edgesdk.slim.latency import cached_latency_model
 from edgesdk.slim.schedule import round_kept
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ class Trials:
         self.run = onnxruntime_runner(to_model(graph))
         self.base = {k: v for c in self.consumers.values() for k, v in c.values(c.weight, c.bias).items()}
         self.memo: dict[tuple[int, bytes], float] = {}
-        self.eval_feeds = _first_images(feeds, DAMAGE_IMAGES)
+        self.eval_feeds = _first_images(feeds, int(ctx.extras.get("damage_images", DAMAGE_IMAGES)))
         self.reference = [self.run({**f, **self.base}) for f in self.eval_feeds]
         self.scale = scales(self.reference)
         self.weights = [anchor_weights(r, self.reference) for r in self.reference]
@@ -245,6 +246,14 @@ class Trials:
         """FLOPs removed when only ``group`` keeps only ``kept``."""
         return self.full - self.costs.flops(self.ctx.analysis.keep_vector({group.id: kept}))
 
+    def saved(self, group: ChannelGroup, kept: np.ndarray) -> float:
+        """What the trial saves, in the unit the plan targets: GFLOPs, or predicted ms
+        (:mod:`edgesdk.slim.latency`) when ``ctx.extras["target"] == "latency"``."""
+        if self.ctx.extras.get("target", "flops") != "latency":
+            return self.flops_saved(group, kept) * 1e-9
+        model = cached_latency_model(self.ctx)
+        return model.ms() - model.ms(self.ctx.analysis.keep_vector({group.id: kept}))
+
 
 def _first_images(feeds: Sequence[Feed], count: int) -> list[Feed]:
     out: list[Feed] = []
@@ -271,8 +280,46 @@ def counts(size: int, round_to: int, fractions: Sequence[float] = FRACTIONS) -> 
     return sorted(n for n in removed if 0 < n < size)
 
 
+def lower_hull(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the lower convex hull of ``(saved, damage)`` points sorted by ``saved`` (the first
+    point, the origin, always included): the steps worth taking, each at its best damage per unit."""
+    hull: list[int] = []
+    for index, (x, y) in enumerate(points):
+        while len(hull) >= 2:
+            (x0, y0), (x1, y1) = points[hull[-2]], points[hull[-1]]
+            if (y1 - y0) * (x - x0) >= (y - y0) * (x1 - x0):  # the middle point lies on or above the chord
+                hull.pop()
+            else:
+                break
+        hull.append(index)
+    return hull
+
+
+def _trial_points(
+    group: ChannelGroup, ctx: ScoreContext, ranked: np.ndarray
+) -> tuple[list[int], list[tuple[float, float]]]:
+    """Removed counts (0 first) and their (saved, damage) trials; a count that saves nothing more
+    than the previous one (e.g. inside one padded channel block) is skipped, as is its trial."""
+    session = trials(ctx)
+    removed, points = [0], [(0.0, 0.0)]
+    fractions = ctx.extras.get("fractions", FRACTIONS)
+    for n in counts(group.size, int(ctx.extras.get("round_to", 8)), fractions):
+        kept = np.sort(ranked[n:])
+        saved = session.saved(group, kept)
+        if saved - points[-1][0] <= 1e-9 * max(1.0, abs(points[-1][0])):
+            continue
+        removed.append(n)
+        points.append((saved, session.damage(group, kept)))
+    return removed, points
+
+
 def sensitivity_scores(group: ChannelGroup, ctx: ScoreContext, order: np.ndarray) -> np.ndarray:
-    """Per channel, the marginal output damage per FLOP of the trial step that removes it.
+    """Per channel, the marginal output damage per GFLOP (per predicted ms when
+    ``ctx.extras["target"] == "latency"``) of the trial step that removes it.
+
+    Marginals are the slopes of the lower convex hull of the trials' (saved, damage) points
+    (``ctx.extras["marginal"] == "max"``: the running maximum of each step's own slope, as
+    before): a step that saves little for its damage is judged together with the next one.
 
     Args:
         group: a prunable group.
@@ -284,18 +331,19 @@ def sensitivity_scores(group: ChannelGroup, ctx: ScoreContext, order: np.ndarray
         ``[group.size]`` scores, non-decreasing along ``order``; channels no trial reached
         score above :data:`UNREACHED`.
     """
-    session = trials(ctx)
     ranked = np.argsort(np.asarray(order, dtype=np.float64), kind="stable")  # removal order
     scores = np.empty(group.size)
     scores[ranked] = UNREACHED + np.arange(group.size, dtype=np.float64)
-    previous_damage, previous_flops, previous_n, level = 0.0, 0, 0, 0.0
-    fractions = ctx.extras.get("fractions", FRACTIONS)
-    for n in counts(group.size, int(ctx.extras.get("round_to", 8)), fractions):
-        kept = np.sort(ranked[n:])
-        damage, saved = session.damage(group, kept), session.flops_saved(group, kept)
-        step = max(damage - previous_damage, 0.0) / max(saved - previous_flops, 1)
-        level = max(level, step * 1e9)  # damage per GFLOP
-        scores[ranked[previous_n:n]] = level + 1e-9 * np.arange(previous_n, n)
-        previous_damage, previous_flops, previous_n = max(damage, previous_damage), saved, n
-    ctx.extras.setdefault("_damage", {})[group.id] = previous_damage
+    removed, points = _trial_points(group, ctx, ranked)
+    if ctx.extras.get("marginal", "hull") == "max":
+        points = [(x, float(np.max([p[1] for p in points[: i + 1]]))) for i, (x, _) in enumerate(points)]
+        steps = list(range(len(points)))
+    else:
+        steps = lower_hull(points)
+    level = 0.0
+    for a, b in zip(steps, steps[1:]):
+        (x0, y0), (x1, y1) = points[a], points[b]
+        level = max(level, max(y1 - y0, 0.0) / (x1 - x0))
+        scores[ranked[removed[a] : removed[b]]] = level + 1e-9 * np.arange(removed[a], removed[b])
+    ctx.extras.setdefault("_damage", {})[group.id] = max(p[1] for p in points)
     return scores

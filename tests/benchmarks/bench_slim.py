@@ -24,6 +24,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import platform
@@ -31,7 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import onnxruntime
 
@@ -43,7 +44,7 @@ from edgesdk.recipe import Recipe, load_recipe, override
 from edgesdk.slim.activations import calibration_feeds
 from edgesdk.slim.apply import apply_plan
 from edgesdk.slim.measure import accuracy, latencies, static_stats
-from edgesdk.slim.plan import make_plan
+from edgesdk.slim.plan import Target, make_plan
 from edgesdk.slim.reconstruct import reconstructor
 
 COCO = ("yolox-nano", "yolo-fastest", "yolov5n")
@@ -94,8 +95,10 @@ def _face_calibration(shared: Path, skip: int, tmp: Path) -> Path:
     return folder
 
 
-def _row(subject: Subject, method: str, ratio: float, args: argparse.Namespace) -> dict[str, Any]:
-    row: dict[str, Any] = {"model": subject.label, "method": method, "ratio": ratio}
+def _row(
+    subject: Subject, method: str, ratio: float, args: argparse.Namespace, target: str = "flops"
+) -> dict[str, Any]:
+    row: dict[str, Any] = {"model": subject.label, "method": method, "ratio": ratio, "target": target}
     started = time.perf_counter()
     base, _, refit_flag = method.partition("+")  # "l1+refit": l1 channels, then the least-squares refit
     base, _, allocation = base.partition("@")  # "thinet@layer": the per-layer error allocation (before #6)
@@ -103,12 +106,21 @@ def _row(subject: Subject, method: str, ratio: float, args: argparse.Namespace) 
         "feeds": subject.feeds,
         "reconstruct": refit_flag == "refit",
         "recipe": subject.recipe,
+        "damage_images": args.damage_images,
     }
     if base in ("thinet", "lasso"):  # measurements (Gram matrices, trials) shared across ratios
         extras = subject.cache.setdefault(allocation or "sensitivity", dict(extras))
         extras["allocation"] = "layer-error" if allocation == "layer" else "sensitivity"
+    extras["budget"] = args.budget or target
     try:
-        plan = make_plan(subject.model, method=base, ratio=ratio, extras=extras)
+        plan = make_plan(
+            subject.model,
+            method=base,
+            ratio=ratio,
+            round_to=args.round_to,
+            extras=extras,
+            target=cast(Target, target),
+        )
     except PruneError as err:
         return {**row, "error": str(err)}
     refit = (
@@ -121,7 +133,8 @@ def _row(subject: Subject, method: str, ratio: float, args: argparse.Namespace) 
         args.save.mkdir(parents=True, exist_ok=True)
         label = subject.label.replace(" ", "_").replace("(", "").replace(")", "")
         save_model(subject.model, args.save / f"{label}.onnx")
-        save_model(slim, args.save / f"{label}__{method}__{ratio:g}.onnx")
+        suffix = "" if target == "flops" else f"~{target}"
+        save_model(slim, args.save / f"{label}__{method}{suffix}__{ratio:g}.onnx")
     before_ms, after_ms = math.nan, math.nan
     if args.runs > 0:  # timing: run under `flock /tmp/edgesdk-timing.lock` on a shared host
         before_ms, after_ms = latencies(
@@ -141,6 +154,7 @@ def _row(subject: Subject, method: str, ratio: float, args: argparse.Namespace) 
         "latency_ratio": round(after_ms / before_ms, 3) if args.runs > 0 else None,
         "map50": [round(subject.map50, 4), round(map50, 4)],
         "slim_seconds": round(seconds, 1),
+        "predicted_ms": plan.predicted_ms,
         "reconstructed": plan.reconstruct,
         "notes": plan.notes,
     }
@@ -152,7 +166,8 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        head = f"| {r['model']} | {r['method']} | {r['ratio']:.0%} "
+        suffix = "" if r.get("target", "flops") == "flops" else f" ~{r['target']}"
+        head = f"| {r['model']} | {r['method']}{suffix} | {r['ratio']:.0%} "
         if "error" in r:
             lines.append(head + f"| n/a: {r['error'].split(' (')[0]} | | | | | |")
             continue
@@ -204,6 +219,17 @@ def main() -> None:
         action="store_true",
         help="skip mAP and refitting (latency depends on the plan only)",
     )
+    parser.add_argument("--round-to", type=int, default=8, help="kept channel counts: multiples of this")
+    parser.add_argument("--damage-images", type=int, default=4, help="images of the sensitivity trials")
+    parser.add_argument(
+        "--targets", default="flops", help="comma list of make_plan targets: flops, latency (one row each)"
+    )
+    parser.add_argument(
+        "--budget",
+        choices=["flops", "latency"],
+        default=None,
+        help="count the ratio in this (default: target)",
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--save", type=Path, default=None, help="write the original and slim models here")
     parser.add_argument(
@@ -229,9 +255,9 @@ def main() -> None:
                 _say(f"{name}{' (bn)' if bn else ''}: export, baseline mAP")
                 subject = Subject(name, bn, args.shared, args, calib)
                 for method in todo:
-                    for ratio in ratios:
-                        _say(f"  {method} {ratio:.0%}")
-                        rows.append(_row(subject, method, ratio, args))
+                    for ratio, target in itertools.product(ratios, args.targets.split(",")):
+                        _say(f"  {method} {ratio:.0%} target {target}")
+                        rows.append(_row(subject, method, ratio, args, target))
                         _say(f"    {json.dumps(rows[-1])}")
                         if args.json:
                             args.json.write_text(json.dumps(rows, indent=1) + "\n")

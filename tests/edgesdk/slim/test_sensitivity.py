@@ -124,3 +124,27 @@ def test_detection_disagreement() -> None:
     wrong_class = dets([[0, 0, 10, 10], [20, 20, 40, 40]], [0.9, 0.8], [0, 0])
     assert disagreement(ref, wrong_class, 0.5) == pytest.approx(1.0)  # one missed + one new
     assert disagreement(dets([], [], []), ref, 0.5) == 2.0  # nothing expected, two confident new
+
+
+def test_lower_hull_skips_steps_that_save_little_for_their_damage() -> None:
+    from edgesdk.slim.sensitivity import lower_hull
+
+    # step 1 saves little for much damage, step 2 makes up for it
+    points = [(0.0, 0.0), (1.0, 5.0), (4.0, 4.0), (6.0, 7.0), (8.0, 11.0)]
+    assert lower_hull(points) == [0, 2, 3, 4]
+    assert lower_hull([(0.0, 0.0), (2.0, 1.0), (4.0, 2.0), (5.0, 4.0)]) == [0, 2, 3]  # on the chord: dropped
+    assert lower_hull([(0.0, 0.0), (1.0, 1.0), (2.0, 3.0)]) == [0, 1, 2]  # convex already
+    assert lower_hull([(0.0, 0.0)]) == [0]
+
+
+def test_hull_marginals_judge_a_poor_step_with_the_next(kit) -> None:
+    """Both marginals give non-decreasing scores along the order; the hull's are never higher."""
+    model = _redundant_model(kit)
+    order = np.arange(8, dtype=np.float64)
+    hull = _context(kit, model)
+    running = _context(kit, model, marginal="max")
+    a = sensitivity_scores(_group(hull, "bconv"), hull, order)
+    b = sensitivity_scores(_group(running, "bconv"), running, order)
+    assert np.all(np.diff(a) > 0) and np.all(np.diff(b) > 0)
+    tried = a < UNREACHED
+    assert tried.any() and np.all(a[tried] <= b[tried] + 1e-9)
