@@ -269,6 +269,11 @@ class QuantizeSpec(_Strict):
     )
     count: int = Field(default=1000, ge=1, description="calibration images to select")
     percentile: float = Field(default=99.99, gt=50.0, le=100.0)
+    mixed_images: int = Field(
+        default=8,
+        ge=1,
+        description="calibration images the mixed calibrator measures each candidate threshold's error on",
+    )
     keep_fp: list[str] = Field(default_factory=list, description="node names kept in higher precision")
     keep_fp_auto: int = Field(
         default=0,
@@ -280,6 +285,19 @@ class QuantizeSpec(_Strict):
         default=False,
         description="subtract the mean output shift that int8 weights cause from each quantised "
         "convolution's float bias (empirical bias correction, Nagel et al. 2019)",
+    )
+    equalize: bool = Field(
+        default=False,
+        description="cross-layer equalisation before calibration: rescale the channels of activations "
+        "between convolutions (through ReLU/LeakyReLU/identity, and depthwise convs) so they share one "
+        "int8 range; exact in float. Changes the float model: deploy it with --calibration",
+    )
+    equalize_strength: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="equalisation balance where a scale also changes the next conv's weights: 1 equalises "
+        "the activation ranges fully, 0 leaves them (edgesdk.quant.equalize)",
     )
 
 

@@ -123,7 +123,10 @@ def prepare(
     if calibration is not None:
         from edgesdk.quant.calibrate import bundle_files
 
-        files += bundle_files(calibration, recipe)
+        extra = bundle_files(calibration, recipe)
+        if any(role == "model" for role, _path in extra):  # quantize.equalize: the cache's own model
+            files = []
+        files += extra
     bundle = write_bundle(recipe, files, work_dir / recipe.name / "bundle")
     agent_path = work_dir / "edgeagent.pyz"
     digest = write_agent_zip(agent_path)

@@ -25,6 +25,7 @@ from edgesdk.quant.calibrators import (
     get_calibrator,
     register_calibrator,
 )
+from edgesdk.quant.equalize import Equalization, equalize
 from edgesdk.quant.qdq import QdqPlan, apply_qdq, plan_qdq
 from edgesdk.quant.select import Selection, select_images
 from edgesdk.quant.sensitivity import Sensitivity, keep_fp_for, rank_sensitivity
@@ -37,6 +38,7 @@ __all__ = [
     "ActivationStats",
     "CalibrationResult",
     "CalibratorOptions",
+    "Equalization",
     "ImageBatches",
     "Prepared",
     "QdqPlan",
@@ -51,6 +53,7 @@ __all__ = [
     "collect_stats",
     "entropy_kl",
     "entropy_threshold",
+    "equalize",
     "finish",
     "get_calibrator",
     "keep_fp_for",

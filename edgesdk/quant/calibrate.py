@@ -10,10 +10,14 @@ names are what TensorRT's ONNX parser sees on the device. Outputs (:func:`write_
 - ``model.qdq.onnx``: the explicit-quantization model (opset raised to 13 if lower).
 - ``summary.json``: the chosen images, per-tensor thresholds/saturation/KL/flags, the Q/DQ
   placement, timings.
+- ``model.onnx``: only with ``quantize.equalize``: the equalised float model
+  (:mod:`edgesdk.quant.equalize`) the cache and the Q/DQ model belong to; a deploy with
+  ``--calibration`` bundles it as the model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -36,10 +40,13 @@ if TYPE_CHECKING:
     import onnx
 
     from edgesdk.export import ExportResult
+    from edgesdk.quant.equalize import Equalization
     from edgesdk.recipe import Recipe
 
 __all__ = [
     "CACHE_FILE",
+    "EQUALIZE_IMAGES",
+    "MODEL_FILE",
     "QDQ_FILE",
     "SUMMARY_FILE",
     "CalibrationResult",
@@ -56,6 +63,9 @@ __all__ = [
 CACHE_FILE = "calibration.cache"
 QDQ_FILE = "model.qdq.onnx"
 SUMMARY_FILE = "summary.json"
+MODEL_FILE = "model.onnx"
+EQUALIZE_IMAGES = 16
+"""Calibration images ``quantize.equalize`` measures the channel ranges on."""
 
 ProgressFn = Callable[[str, int, int], None]
 """Called as ``progress(phase, done, total)``; phases ``select`` (files) and ``statistics``
@@ -64,13 +74,18 @@ ProgressFn = Callable[[str, int, int], None]
 
 @dataclass
 class Prepared:
-    """What every calibrator needs: the exported model, the images and their statistics."""
+    """What every calibrator needs: the exported model, the images and their statistics.
+
+    With ``quantize.equalize``, ``exported.model`` is the equalised model and ``equalization``
+    says what changed.
+    """
 
     recipe: Recipe
     exported: ExportResult
     selection: Selection
     stats: ActivationStats
     seconds: dict[str, float] = field(default_factory=dict)
+    equalization: Equalization | None = None
 
 
 @dataclass
@@ -147,6 +162,7 @@ class CalibrationResult:
             "flagged": {t.name: list(t.flags) for t in self.flagged},
             "tensors": [t.to_json() for t in self.tensors],
             "qdq": self.plan.to_json(),
+            "equalization": prepared.equalization.to_json() if prepared.equalization else None,
             "refine": self.refined.to_json() if self.refined is not None else None,
             "sensitivity": [s.to_json() for s in self.sensitivity],
             "suggested_keep_fp": self.suggested_keep_fp if self.sensitivity else None,
@@ -193,8 +209,13 @@ def prepare(
         Path(images), count or recipe.quantize.count, progress=report and report("select")
     )
     seconds["select"] = selection.seconds
-    started = time.perf_counter()
     input_name = recipe.input.name or exported.model.graph.input[0].name
+    equalization = None
+    if recipe.quantize.equalize:
+        started = time.perf_counter()
+        exported, equalization = _equalized(recipe, exported, selection, input_name)
+        seconds["equalize"] = time.perf_counter() - started
+    started = time.perf_counter()
     stats = collect_stats(
         exported.model,
         ImageBatches(selection.chosen, recipe),
@@ -203,7 +224,25 @@ def prepare(
         progress=report and report("statistics"),
     )
     seconds["statistics"] = time.perf_counter() - started
-    return Prepared(recipe, exported, selection, stats, seconds)
+    return Prepared(recipe, exported, selection, stats, seconds, equalization)
+
+
+def _equalized(
+    recipe: Recipe, exported: ExportResult, selection: Selection, input_name: str
+) -> tuple[ExportResult, Equalization]:
+    """The export with its model equalised on the first :data:`EQUALIZE_IMAGES` chosen images."""
+    from edgesdk.graph.io import to_graph, to_model
+    from edgesdk.quant.equalize import equalize
+
+    count = max(EQUALIZE_IMAGES, recipe.input.batch) // recipe.input.batch * recipe.input.batch
+    batches = ImageBatches(selection.chosen[:count], recipe)
+    result = equalize(
+        to_graph(exported.model),
+        ({input_name: batch} for batch in batches),
+        strength=recipe.quantize.equalize_strength,
+    )
+    model = to_model(result.graph.cleanup(), like=exported.model)
+    return dataclasses.replace(exported, model=model, path=None), result
 
 
 def float_outputs(model: onnx.ModelProto, keep_fp: Sequence[str]) -> set[str]:
@@ -335,6 +374,11 @@ def write_outputs(result: CalibrationResult, folder: Path) -> dict[str, Path]:
     files = {"cache": folder / CACHE_FILE, "qdq": folder / QDQ_FILE, "summary": folder / SUMMARY_FILE}
     files["cache"].write_bytes(result.cache)
     save_model(result.qdq, files["qdq"])
+    if result.prepared.equalization is not None:
+        files["model"] = folder / MODEL_FILE
+        save_model(result.prepared.exported.model, files["model"])
+    elif (folder / MODEL_FILE).exists():
+        (folder / MODEL_FILE).unlink()  # an earlier equalised run's model does not belong to this cache
     result.files = files
     files["summary"].write_text(json.dumps(result.summary_json(), indent=2) + "\n", encoding="utf-8")
     return files
@@ -370,7 +414,9 @@ def bundle_files(folder: Path, recipe: Recipe) -> list[tuple[str, Path]]:
 
     Roles: ``calibration_cache`` (the device's TensorRT uses it when its version matches the
     header, skipping calibration), ``qdq_model`` (explicit quantization), and one
-    ``calibration_image`` per chosen image (the device calibrates on them otherwise).
+    ``calibration_image`` per chosen image (the device calibrates on them otherwise). With
+    ``quantize.equalize`` also ``model``: the equalised float model the cache belongs to,
+    which replaces the exported one in the bundle.
 
     Raises:
         ArtifactNotFound: the folder or a chosen image is missing.
@@ -379,6 +425,8 @@ def bundle_files(folder: Path, recipe: Recipe) -> list[tuple[str, Path]]:
     folder = Path(folder)
     _model, summary = load_qdq(folder, recipe)
     files: list[tuple[str, Path]] = [("qdq_model", folder / QDQ_FILE)]
+    if (folder / MODEL_FILE).is_file():
+        files.insert(0, ("model", folder / MODEL_FILE))
     if (folder / CACHE_FILE).is_file():
         files.append(("calibration_cache", folder / CACHE_FILE))
     images = summary.get("images") or {}

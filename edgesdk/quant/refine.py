@@ -108,7 +108,11 @@ def refine_thresholds(
             name: compute_thresholds(summarize(prepared.stats, name, options)) for name in BASE_CALIBRATORS
         }
         refined.mixed = mixed_thresholds(
-            prepared, base, keep_fp=refined.keep_fp, progress=_phase(progress, "mixed")
+            prepared,
+            base,
+            images=quantize.mixed_images,
+            keep_fp=refined.keep_fp,
+            progress=_phase(progress, "mixed"),
         )
         refined.thresholds = refined.mixed.thresholds
         refined.seconds["mixed"] = time.perf_counter() - started

@@ -11,6 +11,10 @@ path). Then ``mixed + bias correction`` (``quantize.bias_correction: true``), an
 :mod:`edgesdk.quant.sensitivity` on the mixed thresholds, the same with the consumers of the
 top k activations kept in float (k in ``--keep-steps``; what ``quantize.keep_fp_auto: k`` does).
 
+``--variants 'JSON;JSON'`` instead evaluates the recipe's *own* quantize section (not cleared)
+with each JSON object's keys replaced, e.g. ``'{};{"equalize": true, "mixed_images": 32}'``
+(``{}`` = the recipe as it is); statistics are gathered once per distinct equalisation setting.
+
 Prints a Markdown table on stdout (progress on stderr); writes no file. Not collected by pytest.
 
 Usage::
@@ -18,6 +22,7 @@ Usage::
     python tests/benchmarks/bench_int8_map.py [--shared DIR] [--models a,b]
         [--calibrators entropy,entropy-nozero,minmax,percentile,mse,mixed] [--coco-calib DIR]
         [--face-calib DIR] [--coco-extra DIR|''] [--keep-steps 1,2,4] [--no-keep] [--json]
+    python tests/benchmarks/bench_int8_map.py --models yolo-fastest --variants '{};{"equalize": true}'
 """
 
 from __future__ import annotations
@@ -30,12 +35,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnxruntime
 
 from edgesdk import settings
 from edgesdk.eval.runner import evaluate
+from edgesdk.graph.io import onnxruntime_runner
 from edgesdk.quant.calibrate import Prepared, finish, prepare
 from edgesdk.quant.sensitivity import keep_fp_for, rank_sensitivity
+from edgesdk.quant.stats import ImageBatches
 from edgesdk.quant.summary import compute_thresholds
 from edgesdk.recipe import load_recipe
 
@@ -122,6 +130,90 @@ def run_model(
     return row
 
 
+def _output_error(prepared: Prepared, qdq: Any, data: Path, count: int) -> float:
+    """Mean over ``count`` images of ``data`` of the relative L2 error of the raw outputs vs float."""
+    images = sorted(p for p in data.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:count]
+    model = prepared.exported.model
+    name = model.graph.input[0].name
+    float_run, int8_run = onnxruntime_runner(model), onnxruntime_runner(qdq)
+    errors = []
+    for batch in ImageBatches(images, prepared.recipe):
+        want, got = float_run({name: batch}), int8_run({name: batch})
+        errors.append(np.mean([np.linalg.norm(got[k] - w) / np.linalg.norm(w) for k, w in want.items()]))
+    return float(np.mean(errors))
+
+
+def run_variants(
+    shared: Path, name: str, variants: list[dict[str, Any]], calib_dir: str, extra: str, error_images: int = 0
+) -> dict[str, Any]:
+    """The recipe's own quantize section with each variant's keys replaced; fp32 first.
+
+    With ``error_images``, also the raw-output error of each Q/DQ model vs the float model on the
+    first ``error_images`` images of the last evaluation set (a less noisy damage measure than mAP).
+    """
+    started = time.perf_counter()
+    recipe = load_recipe(name)
+    sets = [shared / "data" / (FACE_DATA if name in FACES else COCO_DATA)]
+    if extra and name not in FACES:
+        sets.append(shared / "data" / extra)
+    models = shared / "models"
+    prepared: dict[tuple[bool, float], Prepared] = {}
+    fp32: list[float] = []
+    scores: dict[str, list[float]] = {}
+    errors: dict[str, float] = {}
+    auto: dict[str, list[str]] = {}
+    for update in variants:
+        variant = recipe.model_copy(update={"quantize": recipe.quantize.model_copy(update=update)})
+        key = (variant.quantize.equalize, variant.quantize.equalize_strength)
+        if key not in prepared:
+            prepared[key] = prepare(
+                variant, shared / "data" / calib_dir, model_dir=models, progress=_progress(name)
+            )
+        state = dataclasses.replace(prepared[key], recipe=variant)
+        if not fp32:
+            fp32 = _scores(sets, models, state, None, f"{name} fp32")
+        label = json.dumps(update, separators=(",", ":"))
+        result = finish(state, variant.quantize.calibrator)
+        evaluated = [
+            evaluate(variant, data, model_dir=models, model_override=result.qdq, progress=_progress(label))
+            for data in sets
+        ]
+        scores[label] = [100 * e.map50 for e in evaluated]
+        if error_images:
+            errors[label] = _output_error(state, result.qdq, sets[-1], error_images)
+        if result.refined is not None and result.refined.auto_keep:
+            auto[label] = result.refined.auto_keep
+    return {
+        "model": name,
+        "data": [d.name for d in sets],
+        "calib_dir": calib_dir,
+        "fp32": fp32,
+        "variants": scores,
+        "output_error": errors,
+        "keep_fp_auto": auto,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _variants_markdown(rows: list[dict[str, Any]]) -> str:
+    out = [
+        f"onnxruntime {onnxruntime.__version__} (CPU), int8 = Q/DQ simulation of the recipe's quantize section "
+        "with the keys shown replaced; mAP50 in %, (Δ) in points vs fp32; first / second evaluation set",
+        "",
+        "| model | data | fp32 | variant | int8 | output error |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        fp32 = " / ".join(f"{f:.1f}" for f in row["fp32"])
+        for label, scores in row["variants"].items():
+            out.append(
+                f"| {row['model']} | {' / '.join(row['data'])} | {fp32} | `{label}` | {_cell(scores, row['fp32'])} | "
+                + (f"{100 * row['output_error'][label]:.2f} %" if label in row["output_error"] else "-")
+                + " |"
+            )
+    return "\n".join(out)
+
+
 def _cell(scores: list[float], fp32: list[float]) -> str:
     return " / ".join(f"{s:.1f} ({s - f:+.1f})" for s, f in zip(scores, fp32))
 
@@ -169,7 +261,22 @@ def main() -> None:
     parser.add_argument("--keep-steps", default="1,2,4", help="k values for mixed+bc + keep top k")
     parser.add_argument("--no-keep", action="store_true", help="skip the keep_fp sensitivity steps")
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    parser.add_argument(
+        "--variants", default="", help="';'-separated JSON quantize updates of the recipe's own section"
+    )
+    parser.add_argument(
+        "--error-images", type=int, default=0, help="with --variants: raw-output error on N held-out images"
+    )
     args = parser.parse_args()
+    if args.variants:
+        variants = [json.loads(v) for v in args.variants.split(";") if v.strip()]
+        rows = []
+        for name in args.models.split(","):
+            calib = args.face_calib if name in FACES else args.coco_calib
+            rows.append(run_variants(args.shared, name, variants, calib, args.coco_extra, args.error_images))
+            sys.stderr.write(json.dumps(rows[-1]) + "\n")
+        print(json.dumps(rows, indent=2) if args.json else _variants_markdown(rows))
+        return
     calibrators = args.calibrators.split(",")
     steps = [] if args.no_keep else [int(k) for k in args.keep_steps.split(",") if k]
     rows = []
