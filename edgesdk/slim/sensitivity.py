@@ -317,9 +317,13 @@ def sensitivity_scores(group: ChannelGroup, ctx: ScoreContext, order: np.ndarray
     """Per channel, the marginal output damage per GFLOP (per predicted ms when
     ``ctx.extras["target"] == "latency"``) of the trial step that removes it.
 
-    Marginals are the slopes of the lower convex hull of the trials' (saved, damage) points
-    (``ctx.extras["marginal"] == "max"``: the running maximum of each step's own slope, as
-    before): a step that saves little for its damage is judged together with the next one.
+    A step's marginal is its damage increase over what it saves, raised to the running maximum
+    along the order; a count that saves nothing over the previous one (inside one padded channel
+    block of the latency model) is merged into the next step. With the latency target the
+    marginals are the slopes of the lower convex hull of the trial points instead (a step that
+    saves little for its damage is judged with the next one): measured, that is what turns the
+    latency model into time saved, while with FLOPs it cost accuracy (docs/benchmarks.md).
+    ``ctx.extras["marginal"]`` (``max`` / ``hull``) overrides the choice.
 
     Args:
         group: a prunable group.
@@ -335,11 +339,13 @@ def sensitivity_scores(group: ChannelGroup, ctx: ScoreContext, order: np.ndarray
     scores = np.empty(group.size)
     scores[ranked] = UNREACHED + np.arange(group.size, dtype=np.float64)
     removed, points = _trial_points(group, ctx, ranked)
-    if ctx.extras.get("marginal", "hull") == "max":
-        points = [(x, float(np.max([p[1] for p in points[: i + 1]]))) for i, (x, _) in enumerate(points)]
-        steps = list(range(len(points)))
-    else:
+    default = "hull" if ctx.extras.get("target", "flops") == "latency" else "max"
+    if ctx.extras.get("marginal", default) == "hull":
         steps = lower_hull(points)
+    else:
+        steps = list(range(len(points)))
+        damages = np.maximum.accumulate([p[1] for p in points])  # removing more never looks cheaper
+        points = [(x, float(d)) for (x, _), d in zip(points, damages)]
     level = 0.0
     for a, b in zip(steps, steps[1:]):
         (x0, y0), (x1, y1) = points[a], points[b]

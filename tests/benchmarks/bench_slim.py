@@ -138,7 +138,11 @@ def _row(
     before_ms, after_ms = math.nan, math.nan
     if args.runs > 0:  # timing: run under `flock /tmp/edgesdk-timing.lock` on a shared host
         before_ms, after_ms = latencies(
-            [subject.model, slim], runs=args.runs, threads=1, statistic=args.latency_stat
+            [subject.model, slim],
+            runs=args.runs,
+            threads=1,
+            statistic=args.latency_stat,
+            clock=args.latency_clock,
         )
     map50 = math.nan
     if not args.latency_only:
@@ -194,6 +198,7 @@ def _saved_latencies(folder: Path, args: argparse.Namespace) -> None:
             runs=args.runs,
             threads=1,
             statistic=args.latency_stat,
+            clock=args.latency_clock,
         )
         print(
             f"| {label} | {method} | {float(ratio):.0%} | {before:.2f} → {after:.2f} | {after / before:.2f} |"
@@ -214,6 +219,9 @@ def main() -> None:
     parser.add_argument("--face-min-size", type=float, default=12.0)
     parser.add_argument("--runs", type=int, default=20, help="timed latency runs per model")
     parser.add_argument("--latency-stat", choices=["median", "min"], default="median")
+    parser.add_argument(
+        "--latency-clock", choices=["wall", "cpu"], default="wall", help="cpu: the timing thread's CPU time"
+    )
     parser.add_argument(
         "--latency-only",
         action="store_true",

@@ -41,3 +41,16 @@ def test_random_feed_needs_static_shapes() -> None:
     assert feed["x"].shape == (1, 3, 4, 4) and feed["x"].dtype == np.float32
     with pytest.raises(GraphError, match="dynamic shape"):
         random_feed(_model(["batch", 3, 4, 4]))
+
+
+def test_cpu_clock_counts_the_work_not_the_wait() -> None:
+    import time
+
+    big, small = _model([1, 64, 256, 256]), _model([1, 4, 16, 16])
+    cpu_big, cpu_small = (
+        latencies([m], runs=5, warmup=1, statistic="min", clock="cpu")[0] for m in (big, small)
+    )
+    assert 0 < cpu_small < cpu_big
+    started = time.thread_time()
+    time.sleep(0.05)  # waiting costs the thread no CPU time
+    assert time.thread_time() - started < 0.02
