@@ -256,6 +256,12 @@ class SlimSpec(_Strict):
     images: int = Field(
         default=64, ge=1, le=1024, description="calibration images sampled by thinet/lasso/sss"
     )
+    target: Literal["flops", "latency"] = Field(
+        default="flops",
+        description="what thinet/lasso weigh damage against: flops (least damage per FLOP removed, best "
+        "accuracy) or latency (least damage per millisecond of predicted onnxruntime CPU time saved: "
+        "faster models at the same FLOPs ratio, more accuracy lost); ratio still counts FLOPs",
+    )
 
 
 class QuantizeSpec(_Strict):

@@ -41,6 +41,14 @@ ImagesOpt = Annotated[
         "least-squares refit of the next layers",
     ),
 ]
+TargetOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--target",
+        help="thinet/lasso: flops (least damage per FLOP, best accuracy) or latency (least damage per "
+        "predicted ms of CPU time: faster at the same FLOPs ratio; default: the recipe's slim.target)",
+    ),
+]
 DataOpt = Annotated[
     Optional[Path], typer.Option("--data", help="labelled folder: also report mAP before and after")
 ]
@@ -58,9 +66,15 @@ LatencyRunsOpt = Annotated[
 
 
 def _overrides(
-    method: str | None, ratio: float | None, scope: str | None, round_to: int | None
+    method: str | None, ratio: float | None, scope: str | None, round_to: int | None, target: str | None
 ) -> dict[str, Any]:
-    given = {"slim.method": method, "slim.ratio": ratio, "slim.scope": scope, "slim.round_to": round_to}
+    given = {
+        "slim.method": method,
+        "slim.ratio": ratio,
+        "slim.scope": scope,
+        "slim.round_to": round_to,
+        "slim.target": target,
+    }
     return {key: value for key, value in given.items() if value is not None}
 
 
@@ -71,6 +85,7 @@ def slim_cmd(
     ratio: RatioOpt = None,
     scope: ScopeOpt = None,
     round_to: RoundToOpt = None,
+    weigh: TargetOpt = None,
     model: ModelOpt = None,
     model_dir: ModelDirOpt = None,
     images: ImagesOpt = None,
@@ -92,7 +107,7 @@ def slim_cmd(
     from edgesdk.slim.plan import SlimPlan
 
     spec = load_recipe(recipe)
-    updates = _overrides(method, ratio, scope, round_to)
+    updates = _overrides(method, ratio, scope, round_to, weigh)
     if updates:
         spec = override(spec, updates, "the slim options")
     target = None if dry_run else (output or default_output(spec))

@@ -93,7 +93,7 @@ def slim_recipe(
     threads: int = 1,
     seed: int = 0,
     progress: ProgressFn | None = None,
-    target: Target = "flops",
+    target: Target | None = None,
 ) -> SlimReport:
     """Slim the recipe's exported model as its ``slim`` section says.
 
@@ -112,6 +112,8 @@ def slim_recipe(
         progress: called with a short phase name.
         target: ``flops``: ``slim.ratio`` of the FLOPs go; ``latency``: of the predicted onnxruntime
             CPU latency, with thinet/lasso weighing damage per predicted ms (see ``make_plan``).
+            None: the recipe's ``slim.target``, where ``latency`` weighs damage per predicted ms
+            but ``slim.ratio`` still counts FLOPs.
 
     Raises:
         PruneError: unknown/unimplemented method, nothing prunable, ratio out of reach, a
@@ -128,6 +130,7 @@ def slim_recipe(
     say("export")
     original = export_recipe(recipe, model_dir=model_dir, model=model, check_parity=False).model
     extras, calibration = _calibration(recipe, original, images, method)
+    target = _target(recipe, target, extras)
     if plan is not None and plan.reconstruct and not dry_run and "feeds" not in extras:
         raise PruneError(
             "this plan asks for the least-squares refit of the next layers, which samples images",
@@ -173,6 +176,15 @@ def slim_recipe(
     return report
 
 
+def _target(recipe: Recipe, target: Target | None, extras: dict[str, Any]) -> Target:
+    """An explicit ``target`` as given; else the recipe's, whose ratio always counts FLOPs."""
+    if target is not None:
+        return target
+    if recipe.slim.target == "latency":
+        extras.setdefault("budget", "flops")
+    return recipe.slim.target
+
+
 def _apply(
     original: onnx.ModelProto, plan: SlimPlan, extras: dict[str, Any]
 ) -> tuple[onnx.ModelProto, list[str]]:
@@ -197,7 +209,7 @@ def slim_exported(
     *,
     images: Path | None = None,
     seed: int = 0,
-    target: Target = "flops",
+    target: Target | None = None,
 ) -> tuple[onnx.ModelProto, SlimPlan]:
     """Slim an already exported model as ``recipe.slim`` says (for pipelines such as deploy).
 
@@ -206,7 +218,8 @@ def slim_exported(
         model: the exported (fixed) model; not modified.
         images: calibration images for thinet/lasso/sss.
         seed: for sampling.
-        target: what ``slim.ratio`` counts (``flops`` or ``latency``, see ``make_plan``).
+        target: what ``slim.ratio`` counts (``flops`` or ``latency``, see ``make_plan``); None:
+            the recipe's ``slim.target`` (see :func:`slim_recipe`).
 
     Returns:
         (slim model, the plan it followed).
@@ -217,6 +230,7 @@ def slim_exported(
     spec = recipe.slim
     check_method(spec.method)
     extras, _ = _calibration(recipe, model, images, spec.method)
+    target = _target(recipe, target, extras)
     plan = make_plan(
         model,
         method=spec.method,

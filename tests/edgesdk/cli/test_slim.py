@@ -135,3 +135,14 @@ def test_images_enable_refit_for_l1(models_dir: Path, data_dir: Path, tmp_path: 
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["method"] == "l1" and data["plan"]["reconstruct"] and data["calibration"]["count"] == 2
+
+
+def test_latency_target_keeps_the_flops_ratio(models_dir: Path, data_dir: Path) -> None:
+    result = _run(models_dir, "--method", "thinet", "--target", "latency", "--ratio", "0.2",
+                  "--images", str(data_dir / "sample_images"), "--dry-run", "--latency-runs", "0", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)["plan"]
+    assert plan["target"] == "latency"
+    assert 0.2 <= plan["removed_flops"] < 0.3  # --ratio still counts FLOPs
+    before, after = plan["predicted_ms"]
+    assert 0 < after < before
