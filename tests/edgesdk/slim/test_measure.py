@@ -24,8 +24,9 @@ def test_latency_of_a_bigger_model_is_higher(exported, kit) -> None:
     small = kit.prune(model, {g.id: [0] for g in analysis.prunable()})
     big_ms, small_ms = latencies([model, small], runs=15, warmup=2)  # medians of interleaved runs
     assert 0 < small_ms < big_ms
-    fastest = latencies([model], runs=5, warmup=1, statistic="min")[0]
-    assert 0 < fastest <= max(big_ms, latencies([model], runs=5, warmup=1)[0])
+    # min vs median of separate calls is a race on a shared host; compare within one call
+    fastest, small_fastest = latencies([model, small], runs=5, warmup=1, statistic="min")
+    assert 0 < small_fastest < fastest
 
 
 def test_static_stats_and_json(exported) -> None:
