@@ -148,7 +148,11 @@ def _render(report: Any) -> None:
     from rich.table import Table
 
     plan, before, after = report.plan, report.before, report.after
-    title = f"{report.recipe}: {plan.method}, {plan.scope}, asked {plan.ratio:.0%} of FLOPs, round-to {plan.round_to}"
+    weighed = ", cuts weighed per predicted CPU ms" if plan.target == "latency" else ""
+    title = (
+        f"{report.recipe}: {plan.method}, {plan.scope}, asked {plan.ratio:.0%} of FLOPs, "
+        f"round-to {plan.round_to}{weighed}"
+    )
     table = Table(title=title, title_justify="left")
     for column in ("", "before", "after" if after else "planned", "ratio"):
         table.add_column(column, justify="right")
