@@ -107,6 +107,17 @@ def prepare(
 ) -> Prepared:
     """Export the recipe (slimmed when ``slim.enabled``, calibrated on ``slim_images``) and write its
     bundle (with ``calibration``'s files) and the agent zipapp."""
+    if recipe.slim.enabled and calibration is not None:
+        from edgesdk.errors import CalibrationError
+
+        # calibrate works on the exported model: its thresholds (and an equalised model.onnx)
+        # describe the unslimmed model, not the one this deploy would slim.
+        raise CalibrationError(
+            f"{recipe.name}: --calibration {calibration} was measured on the unslimmed model, "
+            "but slim.enabled slims it first",
+            hint="calibrate the slim model (edgesdk slim … -o S.onnx; edgesdk calibrate … --model S.onnx) "
+            "and deploy with --model S.onnx and slim.enabled: false",
+        )
     say = progress or (lambda _m: None)
     onnx_path = work_dir / recipe.name / "model.onnx"
     exported = export_recipe(

@@ -128,3 +128,15 @@ def test_slim_needing_images_fails_before_any_device(
     with pytest.raises(PruneError, match="no image folder"):
         deploy(recipe, [LOCAL], tmp_path / "w", model_dir=models_dir)
     assert not (device_home / ".edgeagent").exists()
+
+
+def test_slim_with_a_calibration_of_the_unslimmed_model_is_refused(
+    device_home: Path, models_dir: Path, tmp_path: Path
+) -> None:
+    from edgesdk.errors import CalibrationError
+
+    recipe = override(load_recipe("yunet"), {"slim.enabled": True})
+    with pytest.raises(CalibrationError, match="unslimmed model") as err:
+        deploy(recipe, [LOCAL], tmp_path / "w", model_dir=models_dir, calibration=tmp_path / "cal")
+    assert err.value.hint and "--model" in err.value.hint
+    assert not (device_home / ".edgeagent").exists()
