@@ -305,6 +305,12 @@ class QuantizeSpec(_Strict):
         description="equalisation balance where a scale also changes the next conv's weights: 1 equalises "
         "the activation ranges fully, 0 leaves them (edgesdk.quant.equalize)",
     )
+    weight_rounding: Literal["nearest", "gptq"] = Field(
+        default="nearest",
+        description="how weights reach the per-channel int8 grid: nearest (TensorRT's own rounding) or "
+        "gptq (each layer's rounding errors compensated on calibration activations, Frantar et al. "
+        "2022; edgesdk.quant.gptq). gptq changes the float model: deploy it with --calibration",
+    )
 
 
 class BuildSpec(_Strict):

@@ -10,8 +10,9 @@ names are what TensorRT's ONNX parser sees on the device. Outputs (:func:`write_
 - ``model.qdq.onnx``: the explicit-quantization model (opset raised to 13 if lower).
 - ``summary.json``: the chosen images, per-tensor thresholds/saturation/KL/flags, the Q/DQ
   placement, timings.
-- ``model.onnx``: only with ``quantize.equalize``: the equalised float model
-  (:mod:`edgesdk.quant.equalize`) the cache and the Q/DQ model belong to; a deploy with
+- ``model.onnx``: only with ``quantize.equalize`` or ``quantize.weight_rounding: gptq``: the
+  equalised / GPTQ-rounded float model (:mod:`edgesdk.quant.equalize`,
+  :mod:`edgesdk.quant.gptq`) the cache and the Q/DQ model belong to; a deploy with
   ``--calibration`` bundles it as the model.
 """
 
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
     from edgesdk.export import ExportResult
     from edgesdk.quant.equalize import Equalization
+    from edgesdk.quant.gptq import WeightRounding
     from edgesdk.recipe import Recipe
 
 __all__ = [
@@ -77,7 +79,8 @@ class Prepared:
     """What every calibrator needs: the exported model, the images and their statistics.
 
     With ``quantize.equalize``, ``exported.model`` is the equalised model and ``equalization``
-    says what changed.
+    says what changed; with ``quantize.weight_rounding: gptq`` its weights are also rounded
+    (after equalisation) and ``rounding`` says how.
     """
 
     recipe: Recipe
@@ -86,6 +89,7 @@ class Prepared:
     stats: ActivationStats
     seconds: dict[str, float] = field(default_factory=dict)
     equalization: Equalization | None = None
+    rounding: WeightRounding | None = None
 
 
 @dataclass
@@ -163,6 +167,7 @@ class CalibrationResult:
             "tensors": [t.to_json() for t in self.tensors],
             "qdq": self.plan.to_json(),
             "equalization": prepared.equalization.to_json() if prepared.equalization else None,
+            "weight_rounding": prepared.rounding.to_json() if prepared.rounding else None,
             "refine": self.refined.to_json() if self.refined is not None else None,
             "sensitivity": [s.to_json() for s in self.sensitivity],
             "suggested_keep_fp": self.suggested_keep_fp if self.sensitivity else None,
@@ -215,6 +220,13 @@ def prepare(
         started = time.perf_counter()
         exported, equalization = _equalized(recipe, exported, selection, input_name)
         seconds["equalize"] = time.perf_counter() - started
+    rounding = None
+    if recipe.quantize.weight_rounding == "gptq":
+        from edgesdk.quant.gptq import round_export
+
+        started = time.perf_counter()
+        exported, rounding = round_export(recipe, exported, selection, input_name)
+        seconds["weight_rounding"] = time.perf_counter() - started
     started = time.perf_counter()
     stats = collect_stats(
         exported.model,
@@ -224,7 +236,7 @@ def prepare(
         progress=report and report("statistics"),
     )
     seconds["statistics"] = time.perf_counter() - started
-    return Prepared(recipe, exported, selection, stats, seconds, equalization)
+    return Prepared(recipe, exported, selection, stats, seconds, equalization, rounding)
 
 
 def _equalized(
@@ -374,7 +386,7 @@ def write_outputs(result: CalibrationResult, folder: Path) -> dict[str, Path]:
     files = {"cache": folder / CACHE_FILE, "qdq": folder / QDQ_FILE, "summary": folder / SUMMARY_FILE}
     files["cache"].write_bytes(result.cache)
     save_model(result.qdq, files["qdq"])
-    if result.prepared.equalization is not None:
+    if result.prepared.equalization is not None or result.prepared.rounding is not None:
         files["model"] = folder / MODEL_FILE
         save_model(result.prepared.exported.model, files["model"])
     elif (folder / MODEL_FILE).exists():
@@ -415,7 +427,7 @@ def bundle_files(folder: Path, recipe: Recipe) -> list[tuple[str, Path]]:
     Roles: ``calibration_cache`` (the device's TensorRT uses it when its version matches the
     header, skipping calibration), ``qdq_model`` (explicit quantization), and one
     ``calibration_image`` per chosen image (the device calibrates on them otherwise). With
-    ``quantize.equalize`` also ``model``: the equalised float model the cache belongs to,
+    ``quantize.equalize`` or GPTQ rounding also ``model``: the float model the cache belongs to,
     which replaces the exported one in the bundle.
 
     Raises:

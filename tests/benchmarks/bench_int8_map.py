@@ -13,7 +13,8 @@ top k activations kept in float (k in ``--keep-steps``; what ``quantize.keep_fp_
 
 ``--variants 'JSON;JSON'`` instead evaluates the recipe's *own* quantize section (not cleared)
 with each JSON object's keys replaced, e.g. ``'{};{"equalize": true, "mixed_images": 32}'``
-(``{}`` = the recipe as it is); statistics are gathered once per distinct equalisation setting.
+(``{}`` = the recipe as it is); statistics are gathered once per distinct equalisation and
+weight-rounding setting.
 
 Prints a Markdown table on stdout (progress on stderr); writes no file. Not collected by pytest.
 
@@ -40,6 +41,7 @@ import onnxruntime
 
 from edgesdk import settings
 from edgesdk.eval.runner import evaluate
+from edgesdk.export import export_recipe
 from edgesdk.graph.io import onnxruntime_runner
 from edgesdk.quant.calibrate import Prepared, finish, prepare
 from edgesdk.quant.sensitivity import keep_fp_for, rank_sensitivity
@@ -130,10 +132,10 @@ def run_model(
     return row
 
 
-def _output_error(prepared: Prepared, qdq: Any, data: Path, count: int) -> float:
-    """Mean over ``count`` images of ``data`` of the relative L2 error of the raw outputs vs float."""
+def _output_error(prepared: Prepared, qdq: Any, data: Path, count: int, model: Any) -> float:
+    """Mean over ``count`` images of ``data`` of the relative L2 error of the raw outputs vs float
+    ``model`` (the recipe's own export: an equalised or GPTQ-rounded model is not the reference)."""
     images = sorted(p for p in data.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:count]
-    model = prepared.exported.model
     name = model.graph.input[0].name
     float_run, int8_run = onnxruntime_runner(model), onnxruntime_runner(qdq)
     errors = []
@@ -157,14 +159,18 @@ def run_variants(
     if extra and name not in FACES:
         sets.append(shared / "data" / extra)
     models = shared / "models"
-    prepared: dict[tuple[bool, float], Prepared] = {}
+    prepared: dict[tuple[Any, ...], Prepared] = {}
+    reference = export_recipe(recipe, model_dir=models, check_parity=False).model
     fp32: list[float] = []
     scores: dict[str, list[float]] = {}
     errors: dict[str, float] = {}
     auto: dict[str, list[str]] = {}
     for update in variants:
         variant = recipe.model_copy(update={"quantize": recipe.quantize.model_copy(update=update)})
-        key = (variant.quantize.equalize, variant.quantize.equalize_strength)
+        quantize = variant.quantize
+        rounded = quantize.weight_rounding != "nearest"  # the rounding leaves keep_fp's layers alone
+        key: tuple[Any, ...] = (quantize.equalize, quantize.equalize_strength, quantize.weight_rounding)
+        key += tuple(quantize.keep_fp) if rounded else ()
         if key not in prepared:
             prepared[key] = prepare(
                 variant, shared / "data" / calib_dir, model_dir=models, progress=_progress(name)
@@ -180,7 +186,7 @@ def run_variants(
         ]
         scores[label] = [100 * e.map50 for e in evaluated]
         if error_images:
-            errors[label] = _output_error(state, result.qdq, sets[-1], error_images)
+            errors[label] = _output_error(state, result.qdq, sets[-1], error_images, reference)
         if result.refined is not None and result.refined.auto_keep:
             auto[label] = result.refined.auto_keep
     return {
