@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import onnx
@@ -230,10 +231,47 @@ def refit(
     return len(names)
 
 
-def reconstructor(original: onnx.ModelProto, feeds: Sequence[Feed], *, seed: int = 0) -> Reconstructor:
-    """A reconstruction step for :func:`edgesdk.slim.apply.apply_plan` (see :func:`refit`)."""
+MatchLayers = Literal["refitted", "downstream", "unfitted"]
+
+
+def refitted_names(analysis: ChannelAnalysis, kept: Mapping[int, Sequence[int]]) -> set[str]:
+    """Names of the consumers reading a cut tensor (what :func:`refit` fits when they are refittable)."""
+    masks = analysis.keep_masks(kept)
+    return {m.node for g in analysis.groups for m in g.role("consumer") if m.tensor in masks}
+
+
+def reconstructor(
+    original: onnx.ModelProto,
+    feeds: Sequence[Feed],
+    *,
+    seed: int = 0,
+    match: Literal["affine", "mean"] | None = None,
+    match_layers: MatchLayers = "refitted",
+) -> Reconstructor:
+    """A reconstruction step for :func:`edgesdk.slim.apply.apply_plan` (see :func:`refit`).
+
+    Args:
+        original / feeds / seed: as :func:`refit`.
+        match: after the refit, match conv output statistics to the original's
+            (:func:`edgesdk.slim.statmatch.match_statistics`; ``affine``: mean and spread, ``mean``:
+            mean only); None: refit only.
+        match_layers: which convs: ``refitted`` (the consumers of cut channels: undoes the
+            least-squares fit's shrinkage of their outputs' spread), ``downstream`` (every conv
+            below a cut) or ``unfitted`` (the downstream ones the refit did not fit).
+    """
 
     def run(graph: gs.Graph, analysis: ChannelAnalysis, kept: Mapping[int, Sequence[int]]) -> None:
         refit(graph, analysis, kept, original, feeds, seed=seed)
+        if match is None:
+            return
+        from edgesdk.slim.statmatch import match_statistics
+
+        fitted = refitted_names(analysis, kept)
+        skip: set[str] = set()
+        if match_layers == "refitted":
+            skip = {n.name for n in graph.nodes} - fitted
+        elif match_layers == "unfitted":
+            skip = fitted
+        match_statistics(graph, original, analysis.keep_masks(kept), feeds, mode=match, skip=skip)
 
     return run

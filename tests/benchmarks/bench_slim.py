@@ -18,7 +18,10 @@ Not collected by pytest (not ``test_*.py``).
 Usage::
 
     python tests/benchmarks/bench_slim.py [--models a,b] [--methods l1,thinet] [--ratios 0.3,0.5]
-        [--images 64] [--limit N] [--json out.json]
+        [--images 64] [--limit N] [--match affine] [--json out.json]
+
+``--match affine`` matches the refitted layers' output statistics to the original's after the
+least-squares refit (:mod:`edgesdk.slim.statmatch`; ``--match-layers`` picks other layers).
 """
 
 from __future__ import annotations
@@ -123,9 +126,10 @@ def _row(
         )
     except PruneError as err:
         return {**row, "error": str(err)}
-    refit = (
-        reconstructor(subject.model, subject.feeds) if plan.reconstruct and not args.latency_only else None
-    )
+    refit = None
+    if plan.reconstruct and not args.latency_only:
+        match = None if args.match == "none" else args.match
+        refit = reconstructor(subject.model, subject.feeds, match=match, match_layers=args.match_layers)
     slim = apply_plan(subject.model, plan, reconstruct=refit)
     seconds = time.perf_counter() - started
     after = static_stats(slim)
@@ -229,6 +233,13 @@ def main() -> None:
     )
     parser.add_argument("--round-to", type=int, default=8, help="kept channel counts: multiples of this")
     parser.add_argument("--damage-images", type=int, default=4, help="images of the sensitivity trials")
+    parser.add_argument(
+        "--match",
+        choices=["none", "affine", "mean"],
+        default="none",
+        help="statistics matching after the refit (edgesdk.slim.statmatch)",
+    )
+    parser.add_argument("--match-layers", choices=["refitted", "downstream", "unfitted"], default="refitted")
     parser.add_argument(
         "--targets", default="flops", help="comma list of make_plan targets: flops, latency (one row each)"
     )
