@@ -262,6 +262,12 @@ class SlimSpec(_Strict):
         "accuracy) or latency (least damage per millisecond of predicted onnxruntime CPU time saved: "
         "faster models at the same FLOPs ratio, more accuracy lost); ratio still counts FLOPs",
     )
+    match: Literal["none", "affine", "mean"] = Field(
+        default="none",
+        description="after the least-squares refit, rescale each refitted conv's output channels so their "
+        "mean (and spread: affine) on the calibration images match the unpruned model's (EagleEye-style "
+        "statistics matching; helps the face models, not the COCO ones: docs/benchmarks.md)",
+    )
 
 
 class QuantizeSpec(_Strict):

@@ -49,6 +49,14 @@ TargetOpt = Annotated[
         "predicted ms of CPU time: faster at the same FLOPs ratio; default: the recipe's slim.target)",
     ),
 ]
+MatchOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--match",
+        help="none, affine or mean: after the refit, match the refitted convs' output statistics to the "
+        "unpruned model's (helps face detectors; default: the recipe's slim.match)",
+    ),
+]
 DataOpt = Annotated[
     Optional[Path], typer.Option("--data", help="labelled folder: also report mAP before and after")
 ]
@@ -66,7 +74,12 @@ LatencyRunsOpt = Annotated[
 
 
 def _overrides(
-    method: str | None, ratio: float | None, scope: str | None, round_to: int | None, target: str | None
+    method: str | None,
+    ratio: float | None,
+    scope: str | None,
+    round_to: int | None,
+    target: str | None,
+    match: str | None = None,
 ) -> dict[str, Any]:
     given = {
         "slim.method": method,
@@ -74,6 +87,7 @@ def _overrides(
         "slim.scope": scope,
         "slim.round_to": round_to,
         "slim.target": target,
+        "slim.match": match,
     }
     return {key: value for key, value in given.items() if value is not None}
 
@@ -86,6 +100,7 @@ def slim_cmd(
     scope: ScopeOpt = None,
     round_to: RoundToOpt = None,
     weigh: TargetOpt = None,
+    match: MatchOpt = None,
     model: ModelOpt = None,
     model_dir: ModelDirOpt = None,
     images: ImagesOpt = None,
@@ -107,7 +122,7 @@ def slim_cmd(
     from edgesdk.slim.plan import SlimPlan
 
     spec = load_recipe(recipe)
-    updates = _overrides(method, ratio, scope, round_to, weigh)
+    updates = _overrides(method, ratio, scope, round_to, weigh, match)
     if updates:
         spec = override(spec, updates, "the slim options")
     target = None if dry_run else (output or default_output(spec))

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import onnx
 
@@ -26,6 +26,7 @@ from edgesdk.slim.report import SlimReport
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[str], None]
+MatchMode = Literal["none", "affine", "mean"]
 
 
 def check_method(method: str) -> None:
@@ -152,7 +153,7 @@ def slim_recipe(
     notes: list[str] = []
     if not dry_run:
         say("apply")
-        slim, notes = _apply(original, plan, extras)
+        slim, notes = _apply(original, plan, extras, recipe.slim.match)
         models.append(slim)
     stats = _measure(
         recipe, models, latency_runs=latency_runs, threads=threads, data=data, data_limit=data_limit, say=say
@@ -186,7 +187,7 @@ def _target(recipe: Recipe, target: Target | None, extras: dict[str, Any]) -> Ta
 
 
 def _apply(
-    original: onnx.ModelProto, plan: SlimPlan, extras: dict[str, Any]
+    original: onnx.ModelProto, plan: SlimPlan, extras: dict[str, Any], match: MatchMode = "none"
 ) -> tuple[onnx.ModelProto, list[str]]:
     """The slim model (provenance in ``metadata_props["edgesdk.slim"]``) and notes for the report."""
     from edgesdk.graph.io import set_metadata
@@ -197,8 +198,11 @@ def _apply(
     if plan.reconstruct and "feeds" in extras:
         from edgesdk.slim.reconstruct import reconstructor
 
-        reconstruct = reconstructor(original, extras["feeds"])
+        matched = None if match == "none" else match
+        reconstruct = reconstructor(original, extras["feeds"], match=matched)
         notes.append("consumer weights refitted by least squares on the calibration images")
+        if matched is not None:
+            notes.append(f"refitted convs' output statistics matched to the unpruned model's ({matched})")
     slim = apply_plan(original, plan, reconstruct=reconstruct)
     return set_metadata(slim, {"edgesdk.slim": json.dumps(_provenance(plan), sort_keys=True)}), notes
 
@@ -241,7 +245,7 @@ def slim_exported(
         extras=extras,
         target=target,
     )
-    return _apply(model, plan, extras)[0], plan
+    return _apply(model, plan, extras, spec.match)[0], plan
 
 
 def slim_for_deploy(

@@ -53,3 +53,28 @@ def test_reviewed_refit_plan_needs_images(models_dir: Path, exported, sample_ima
     images = Path(sample_images["bus"]).parent
     report = slim_recipe(load_recipe("yunet"), model_dir=models_dir, plan=plan, images=images, latency_runs=0)
     assert report.after is not None and any("least squares" in n for n in report.notes)
+
+
+def test_recipe_match_rescales_the_refitted_convs(
+    models_dir: Path, exported, sample_images, tmp_path: Path
+) -> None:
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from edgesdk.slim.plan import make_plan
+
+    plan = make_plan(exported("yunet"), method="l1", ratio=0.2, extras={"reconstruct": True})
+    images = Path(sample_images["bus"]).parent
+    weights = {}
+    for match in ("none", "affine"):
+        recipe = override(load_recipe("yunet"), {"slim.match": match})
+        out = tmp_path / f"{match}.onnx"
+        report = slim_recipe(
+            recipe, model_dir=models_dir, plan=plan, images=images, output=out, latency_runs=0
+        )
+        assert (match == "affine") == any("statistics matched" in n for n in report.notes)
+        weights[match] = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(out)).graph.initializer}
+    assert weights["none"].keys() == weights["affine"].keys()
+    changed = [n for n, w in weights["none"].items() if not np.array_equal(w, weights["affine"][n])]
+    assert changed and all(weights["none"][n].shape == weights["affine"][n].shape for n in changed)
