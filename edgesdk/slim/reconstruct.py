@@ -91,8 +91,8 @@ def _downstream(graph: gs.Graph, changed: set[str]) -> set[str]:
     return found
 
 
-def _levels(graph: gs.Graph, names: set[str]) -> dict[str, int]:
-    """For each consumer to refit, how many refitted layers lie on the longest path above it."""
+def levels_above(graph: gs.Graph, names: set[str]) -> dict[str, int]:
+    """For each node in ``names``, how many of them lie on the longest path above it (fit order)."""
     depth: dict[str, int] = {}
     levels: dict[str, int] = {}
     for node in graph.nodes:
@@ -223,7 +223,7 @@ def refit(
         return 0
     targets = {name: _Target(name, masks.get(nodes[name].outputs[0].name)) for name in names}
     _sample_targets(prepare(to_graph(original)), targets, feeds, np.random.default_rng(seed))
-    levels = _levels(graph, set(names))
+    levels = levels_above(graph, set(names))
     for level in sorted(set(levels.values())):
         batch = [name for name in names if levels[name] == level]
         log.info("refitting %d layer(s) at level %d", len(batch), level)

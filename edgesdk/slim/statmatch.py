@@ -30,6 +30,7 @@ from edgesdk.graph.io import to_graph
 from edgesdk.slim.activations import Feed, Probe
 from edgesdk.slim.groups import prepare
 from edgesdk.slim.handlers import set_const
+from edgesdk.slim.reconstruct import levels_above
 
 log = logging.getLogger(__name__)
 
@@ -88,20 +89,6 @@ def _downstream_convs(graph: gs.Graph, changed: set[str]) -> list[gs.Node]:
     return found
 
 
-def _levels(graph: gs.Graph, names: set[str]) -> dict[str, int]:
-    """For each node in ``names``, how many of them lie on the longest path above it."""
-    depth: dict[str, int] = {}
-    levels: dict[str, int] = {}
-    for node in graph.nodes:
-        d = max((depth.get(t.name, 0) for t in node.inputs), default=0)
-        if node.name in names:
-            levels[node.name] = d
-            d += 1
-        for tensor in node.outputs:
-            depth[tensor.name] = d
-    return levels
-
-
 def _correct(
     node: gs.Node, now: tuple[np.ndarray, np.ndarray], want: tuple[np.ndarray, np.ndarray], mode: Mode
 ) -> None:
@@ -152,7 +139,7 @@ def match_statistics(
         return 0
     names = {n.name for n in convs}
     reference = _moments(prepare(to_graph(original)), [n.outputs[0].name for n in convs], feeds)
-    levels = _levels(graph, names)
+    levels = levels_above(graph, names)
     for level in sorted(set(levels.values())):
         batch = [n for n in convs if levels[n.name] == level]
         now = _moments(graph, [n.outputs[0].name for n in batch], feeds)
