@@ -21,10 +21,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from edgesdk import __version__
 from edgesdk.errors import ArtifactNotFound, CalibrationError
@@ -38,7 +38,9 @@ from edgesdk.quant.stats import ActivationStats, ImageBatches, collect_stats
 from edgesdk.quant.summary import TensorSummary, compute_thresholds, summarize
 
 if TYPE_CHECKING:
+    import numpy as np
     import onnx
+    import onnx_graphsurgeon as gs
 
     from edgesdk.export import ExportResult
     from edgesdk.quant.equalize import Equalization
@@ -218,14 +220,32 @@ def prepare(
     equalization = None
     if recipe.quantize.equalize:
         started = time.perf_counter()
-        exported, equalization = _equalized(recipe, exported, selection, input_name)
+        from edgesdk.quant.equalize import equalize
+
+        strength = recipe.quantize.equalize_strength
+        exported, equalization = _rewritten(
+            recipe,
+            exported,
+            selection,
+            input_name,
+            EQUALIZE_IMAGES,
+            lambda graph, feeds: equalize(graph, feeds, strength=strength),
+        )
         seconds["equalize"] = time.perf_counter() - started
     rounding = None
     if recipe.quantize.weight_rounding == "gptq":
-        from edgesdk.quant.gptq import round_export
+        from edgesdk.quant.gptq import IMAGES, round_weights
 
         started = time.perf_counter()
-        exported, rounding = round_export(recipe, exported, selection, input_name)
+        keep = recipe.quantize.keep_fp  # keep_fp_auto chooses later, on the rounded model
+        exported, rounding = _rewritten(
+            recipe,
+            exported,
+            selection,
+            input_name,
+            IMAGES,
+            lambda graph, feeds: round_weights(graph, feeds, keep_fp=keep),
+        )
         seconds["weight_rounding"] = time.perf_counter() - started
     started = time.perf_counter()
     stats = collect_stats(
@@ -239,20 +259,24 @@ def prepare(
     return Prepared(recipe, exported, selection, stats, seconds, equalization, rounding)
 
 
-def _equalized(
-    recipe: Recipe, exported: ExportResult, selection: Selection, input_name: str
-) -> tuple[ExportResult, Equalization]:
-    """The export with its model equalised on the first :data:`EQUALIZE_IMAGES` chosen images."""
-    from edgesdk.graph.io import to_graph, to_model
-    from edgesdk.quant.equalize import equalize
+_Rewrite = TypeVar("_Rewrite", "Equalization", "WeightRounding")
 
-    count = max(EQUALIZE_IMAGES, recipe.input.batch) // recipe.input.batch * recipe.input.batch
+
+def _rewritten(
+    recipe: Recipe,
+    exported: ExportResult,
+    selection: Selection,
+    input_name: str,
+    images: int,
+    rewrite: Callable[[gs.Graph, Iterator[dict[str, np.ndarray]]], _Rewrite],
+) -> tuple[ExportResult, _Rewrite]:
+    """The export with its float model rewritten (equalised, GPTQ-rounded) by ``rewrite`` on the
+    first ``images`` chosen images (whole batches); ``rewrite`` returns a result with ``graph``."""
+    from edgesdk.graph.io import to_graph, to_model
+
+    count = max(images, recipe.input.batch) // recipe.input.batch * recipe.input.batch
     batches = ImageBatches(selection.chosen[:count], recipe)
-    result = equalize(
-        to_graph(exported.model),
-        ({input_name: batch} for batch in batches),
-        strength=recipe.quantize.equalize_strength,
-    )
+    result = rewrite(to_graph(exported.model), ({input_name: batch} for batch in batches))
     model = to_model(result.graph.cleanup(), like=exported.model)
     return dataclasses.replace(exported, model=model, path=None), result
 

@@ -29,7 +29,6 @@ equalisation, this changes the float model: ``edgesdk calibrate -o DIR`` writes 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -40,9 +39,7 @@ import onnx_graphsurgeon as gs
 from edgesdk.quant.qdq import INT8_MAX, decoder_tail, is_kept, node_key
 
 if TYPE_CHECKING:
-    from edgesdk.export import ExportResult
-    from edgesdk.quant.select import Selection
-    from edgesdk.recipe import Recipe
+    pass
 
 __all__ = [
     "CENTERED",
@@ -55,7 +52,6 @@ __all__ = [
     "gptq_rows",
     "nearest_rows",
     "reconstruction_error",
-    "round_export",
     "round_weights",
     "rounding_layers",
 ]
@@ -63,7 +59,7 @@ __all__ = [
 DAMP = 0.01
 """Damping of ``H``: ``DAMP * mean(diag H)`` is added to its diagonal."""
 IMAGES = 32
-"""Calibration images ``H`` is measured on by :func:`round_export`."""
+"""Calibration images ``H`` is measured on when calibrating (``quantize.weight_rounding: gptq``)."""
 POSITIONS = 1024
 """Sampled output positions per image and Conv (all of them when the output is smaller)."""
 BLOCK = 128
@@ -421,26 +417,3 @@ def round_weights(
             shift = np.einsum("grd,gd->gr", rounded - rows, moments[key].mean)
             _shift_bias(node, key, shift.reshape(-1))
     return result
-
-
-def round_export(
-    recipe: Recipe, exported: ExportResult, selection: Selection, input_name: str
-) -> tuple[ExportResult, WeightRounding]:
-    """The export with its weights GPTQ-rounded on the first :data:`IMAGES` chosen images.
-
-    Layers in the recipe's ``quantize.keep_fp`` are left alone (``keep_fp_auto``'s choice is
-    made later, on the rounded model, and does not undo the rounding of its layers).
-    """
-    from edgesdk.graph.io import to_graph, to_model
-    from edgesdk.quant.stats import ImageBatches
-
-    batch = recipe.input.batch
-    count = max(IMAGES, batch) // batch * batch
-    batches = ImageBatches(selection.chosen[:count], recipe)
-    result = round_weights(
-        to_graph(exported.model),
-        ({input_name: b} for b in batches),
-        keep_fp=recipe.quantize.keep_fp,
-    )
-    model = to_model(result.graph.cleanup(), like=exported.model)
-    return dataclasses.replace(exported, model=model, path=None), result
