@@ -80,7 +80,7 @@ def _refittable(node: gs.Node) -> bool:
     )
 
 
-def _downstream(graph: gs.Graph, changed: set[str]) -> set[str]:
+def downstream_nodes(graph: gs.Graph, changed: set[str]) -> set[str]:
     """Names of the nodes that read, directly or not, a tensor in ``changed``."""
     dirty = set(changed)
     found = set()
@@ -209,7 +209,9 @@ def refit(
     masks = analysis.keep_masks(kept)
     nodes = {n.name: n for n in graph.nodes}
     if downstream:
-        names = sorted(_downstream(graph, set(masks)) & {n for n, node in nodes.items() if _refittable(node)})
+        names = sorted(
+            downstream_nodes(graph, set(masks)) & {n for n, node in nodes.items() if _refittable(node)}
+        )
     else:
         names = sorted(
             {

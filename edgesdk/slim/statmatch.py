@@ -30,7 +30,7 @@ from edgesdk.graph.io import to_graph
 from edgesdk.slim.activations import Feed, Probe
 from edgesdk.slim.groups import prepare
 from edgesdk.slim.handlers import set_const
-from edgesdk.slim.reconstruct import levels_above
+from edgesdk.slim.reconstruct import downstream_nodes, levels_above
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +74,6 @@ def _moments(graph: gs.Graph, names: Sequence[str], feeds: Sequence[Feed]) -> di
         for name in names:
             y = outputs[name]
             found.setdefault(name, _Moments.empty(y.shape[1])).add(y)
-    return found
-
-
-def _downstream_convs(graph: gs.Graph, changed: set[str]) -> list[gs.Node]:
-    """Convs with constant weights that read, directly or not, a tensor in ``changed`` (graph order)."""
-    dirty = set(changed)
-    found = []
-    for node in graph.nodes:
-        if any(t.name in dirty for t in node.inputs):
-            dirty.update(t.name for t in node.outputs)
-            if node.op == "Conv" and isinstance(node.inputs[1], gs.Constant):
-                found.append(node)
     return found
 
 
@@ -134,7 +122,10 @@ def match_statistics(
     Returns:
         The number of convs corrected.
     """
-    convs = [n for n in _downstream_convs(graph, set(masks)) if n.name not in skip]
+    below = downstream_nodes(graph, set(masks)) - set(skip)
+    convs = [
+        n for n in graph.nodes if n.name in below and n.op == "Conv" and isinstance(n.inputs[1], gs.Constant)
+    ]
     if not convs or not feeds:
         return 0
     names = {n.name for n in convs}
