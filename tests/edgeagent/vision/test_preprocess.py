@@ -195,6 +195,19 @@ class TestPreprocessor:
             np.testing.assert_array_equal(got, want)
             np.testing.assert_allclose(got, self._reference(image, (64, 64), params), atol=1e-4)
 
+    def test_resize_and_split_scratch_is_kept_and_the_frame_left_alone(self) -> None:
+        rng = np.random.default_rng(5)
+        pre = Preprocessor((64, 64), dict(PARAMS, color="rgb"), ring=2)
+        frames = [rng.integers(0, 255, (36, 100, 3), dtype=np.uint8) for _ in range(3)]
+        copies = [f.copy() for f in frames]
+        scratch = None
+        for frame, copy in zip(frames, copies):
+            got, _ = pre(frame)
+            np.testing.assert_array_equal(got, preprocess(copy, (64, 64), dict(PARAMS, color="rgb"))[0])
+            np.testing.assert_array_equal(frame, copy)
+            assert scratch is None or pre._resized is scratch  # one resize buffer for one frame size
+            scratch = pre._resized
+
     def test_a_tensor_stays_valid_for_ring_minus_one_more_frames(self) -> None:
         pre = Preprocessor((32, 32), PARAMS, ring=3)
         first, _ = pre(_image(40, 20, 10))
