@@ -38,8 +38,11 @@ def load_deployment(home: str, recipe: str) -> Deployment:
     store = Store(home)
     state = store.deployment(recipe)
     if not state["current"]:
+        others = store.deployed()
+        deployed = f" (deployed here: {', '.join(others)})" if others else " (nothing is deployed here yet)"
         raise BadInput(
-            f"{recipe} is not deployed on this device", f"run `edgesdk deploy {recipe} --device …` first"
+            f"{recipe} is not deployed on this device{deployed}",
+            f"run `edgesdk deploy {recipe} --device …` first, or check the name",
         )
     manifest = load_manifest(store.path("bundles", state["current"]))
     active = EngineCache(store.path("engines")).active(recipe)

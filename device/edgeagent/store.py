@@ -149,6 +149,13 @@ class Store:
             return {"current": None, "history": []}
         return {"current": data.get("current"), "history": list(data.get("history", []))}
 
+    def deployed(self) -> List[str]:
+        """Sorted names of the recipes with a current deployment here."""
+        folder = self.path("deployments")
+        files = os.listdir(folder) if os.path.isdir(folder) else []
+        names = [n[: -len(".json")] for n in files if n.endswith(".json") and _NAME.match(n[: -len(".json")])]
+        return sorted(n for n in names if self.deployment(n)["current"])
+
     def activate(self, recipe: str, bundle_id: str) -> Dict[str, Any]:
         """Make ``bundle_id`` the recipe's current deployment (one atomic replace)."""
         _check_sha(bundle_id)

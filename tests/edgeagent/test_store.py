@@ -87,6 +87,20 @@ def test_activate_history_and_rollback(store: Store) -> None:
         store.rollback("never-deployed")
 
 
+def test_deployed_lists_the_recipes_with_a_current_deployment(store: Store) -> None:
+    assert store.deployed() == []
+    store.activate("yolo", _bundle(store, "yolo", b"1"))
+    store.activate("face", _bundle(store, "face", b"2"))
+    Path(store.path("deployments", "notes.txt")).write_text("not a deployment")
+    assert store.deployed() == ["face", "yolo"]
+    from edgeagent.runner import load_deployment
+
+    with pytest.raises(
+        BadInput, match=r"yolov5nn is not deployed on this device \(deployed here: face, yolo\)"
+    ):
+        load_deployment(store.home, "yolov5nn")
+
+
 def test_lock(store: Store) -> None:
     store.lock("host-a:1")
     with pytest.raises(LockBusy, match="host-a:1"):
