@@ -93,7 +93,10 @@ def list_images(folder: Path, limit: int | None = None) -> list[Path]:
         DatasetError: it holds no images.
     """
     if not folder.is_dir():
-        raise ArtifactNotFound(f"image folder {folder} does not exist")
+        raise ArtifactNotFound(
+            f"image folder {folder} does not exist",
+            hint="give a folder of .jpg/.png images (searched recursively), e.g. data/coco128/images",
+        )
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not paths:
         raise DatasetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")

@@ -266,7 +266,10 @@ def select_images(folder: Path, count: int, *, progress: ProgressFn | None = Non
     started = time.perf_counter()
     root = Path(folder)
     if not root.is_dir():
-        raise ArtifactNotFound(f"image folder {root} does not exist")
+        raise ArtifactNotFound(
+            f"image folder {root} does not exist",
+            hint="give a folder of .jpg/.png images (searched recursively), e.g. data/coco128/images",
+        )
     if count < 1:
         raise DatasetError(f"calibration image count must be >= 1, got {count}")
     paths, others = _scan(root)

@@ -75,6 +75,7 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     assert (
         missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
     )
+    assert "folder of .jpg/.png images" in missing.stderr and "EDGESDK_MODEL_DIR" not in missing.stderr
     bad_trt = _run("calibrate", "yolox-nano", "--images", str(tmp_path), "--trt", "seven")
     assert bad_trt.returncode == 1 and "'seven' is not a TensorRT version" in bad_trt.stderr
     assert "hint:" in bad_trt.stderr and "Traceback" not in bad_trt.stderr
