@@ -70,7 +70,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_errors_are_one_line(tmp_path: Path) -> None:
+def test_errors_are_one_line(tmp_path: Path, model_dir_env: Path) -> None:
     missing = _run("calibrate", "yolox-nano", "--images", str(tmp_path / "nope"))
     assert (
         missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
