@@ -134,8 +134,8 @@ def _render(result: CalibrationResult) -> None:
     table = Table(
         title=f"{result.prepared.recipe.name}: {result.calibrator} thresholds", title_justify="left"
     )
-    for column in ("tensor", "threshold", "max |x|", "saturated %", "KL", "in cache", "flags"):
-        table.add_column(column, justify="left" if column in ("tensor", "in cache", "flags") else "right")
+    for column in ("tensor", "threshold", "max |x|", "saturated %", "KL", "cache", "flags"):
+        table.add_column(column, justify="left" if column in ("tensor", "cache", "flags") else "right")
     cached = set(result.cache_tensors)
     for t in result.tensors:
         # Tensors left out of the cache (kept in float: keep_fp, the decoder tail) are never
@@ -147,7 +147,7 @@ def _render(result: CalibrationResult) -> None:
             f"{t.amax:.5g}",
             f"{100 * t.saturation:.3f}",
             "-" if t.kl is None else f"{t.kl:.4f}",
-            "yes" if used else "no (float)",
+            "yes" if used else "float",
             ", ".join(t.flags),
             style="red" if t.broken else ("yellow" if t.flags and used else (None if used else "dim")),
         )
