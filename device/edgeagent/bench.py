@@ -5,7 +5,8 @@ compares reports. Top-level keys: ``infer_fps``, ``e2e_fps``, ``e2e_over_infer``
 ``frames_in``, ``dropped``, ``latency_ms.<stage>.{count,min,mean,p50,p90,p95,p99,max}`` for the
 pipeline stages (capture, preprocess, infer, postprocess, sink), ``e2e`` (capture -> sinks done)
 and ``infer_only`` (the engine alone), ``latency_hist`` (per-stage histograms), ``fps_over_time``,
-``power``, ``temperatures``, ``clocks``, ``versions``.
+``power``, ``temperatures``, ``clocks``, ``versions``, and ``background_cpu`` (the share of the
+CPUs other processes used during the run, or null off Linux; see :mod:`edgeagent.cpuload`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from edgeagent.backends.base import Backend
 from edgeagent.capture import Source
+from edgeagent.cpuload import background_share, snapshot
 from edgeagent.events import BadInput
 from edgeagent.pipeline import Pipeline, StatsCallback, model_params
 from edgeagent.pipeline_stats import summarize
@@ -146,6 +148,7 @@ def bench(
         else {"nvpmodel": None, "jetson_clocks": None}
     )
     t_ref = time.monotonic()
+    cpu_start = snapshot()
     try:
         feed = fixed_input(backend, p)
         if warmup:
@@ -160,6 +163,7 @@ def bench(
         pipeline = Pipeline(source, backend, p, sinks, queue_size=queue_size, on_stats=on_stats)
         stats = pipeline.run(max_frames=frames, duration=duration)
         t_e2e = (stats.t_start, stats.t_last)
+        background = background_share(cpu_start, snapshot())
     finally:
         if sampler is not None:
             sampler.stop()
@@ -195,6 +199,7 @@ def bench(
         "latency_ms": latency,
         "latency_hist": hist,
         "fps_over_time": stats.fps_series(),
+        "background_cpu": background,
     }
     report.update(_telemetry(sampler, t_ref, {"infer": t_infer, "e2e": t_e2e}, infer_fps, stats.fps))
     report["clocks"].update(config)

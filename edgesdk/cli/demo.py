@@ -10,6 +10,7 @@ import typer
 from edgesdk.cli._console import err_console, next_step, out_console, print_json
 from edgesdk.cli._params import JsonOpt, ModelDirOpt
 from edgesdk.demo import DEFAULT_RECIPE, run_demo
+from edgesdk.report import check_report
 
 app = typer.Typer()
 
@@ -49,6 +50,9 @@ def demo_cmd(
             f"  bench    inference {b['infer_fps']:.1f} FPS, end to end {b['e2e_fps']:.1f} FPS on {b['frames']} "
             f"frames of {Path(str(b.get('source'))).name}; report {result.report_html}"
         )
+        note = check_report(b, "demo").busy_note()
+        if note:
+            err_console.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
     next_step(
         f"edgesdk deploy {result.recipe} --device jetson01   (after `edgesdk devices add jetson01 --host …`)"
     )

@@ -68,6 +68,9 @@ def _cards(report: Report) -> str:
         ("e2e / infer", _n(d.get("e2e_over_infer"), 2)),
         ("frames (dropped)", f"{_n(d.get('frames'))} ({_n(d.get('dropped'))})"),
     ]
+    share = report.background_share
+    if share is not None:
+        items.append(("CPU used by other processes", f"{100 * share:.0f} %"))
     return (
         '<div class="cards">'
         + "".join(f"<div class=card><b>{v}</b><span>{k}</span></div>" for k, v in items)
@@ -102,6 +105,9 @@ def _run_section(report: Report) -> str:
         f"source {html.escape(str(d.get('source', '?')))} · input {html.escape(str(d.get('input_hw', '?')))}"
     )
     meta += f" · {html.escape(str(d.get('created', '')))}"
+    note = report.busy_note()
+    if note:
+        meta += f"<br><b>note:</b> {html.escape(note)}"
     return (
         f"<h2>{html.escape(report.label)}</h2><div class=sub>{meta}</div>{_cards(report)}"
         f"{_stage_table(report)}<div class=grid>{''.join(charts)}</div>"

@@ -28,6 +28,9 @@ def render_markdown(reports: Sequence[Report]) -> str:
             f"{_num(r['frames'])} | {_num(r['dropped'])} | {_num(r['e2e_p50_ms'])} | {_num(r['e2e_p99_ms'])} | "
             f"{_num(r['power_mw'], 0)} | {_num(r['mj_per_inference'])} |"
         )
+    notes = [note for note in (report.busy_note() for report in reports) if note]
+    if notes:
+        lines += [""] + [f"note: {note}" for note in notes]
     for report in reports:
         lines += ["", f"**{report.label}** — latency per stage (ms)", ""]
         lines.append("| stage | mean | p50 | p90 | p95 | p99 | max |")

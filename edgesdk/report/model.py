@@ -11,6 +11,8 @@ from edgesdk.errors import ArtifactNotFound, EdgeSdkError
 
 STAGES = ("capture", "preprocess", "infer", "postprocess", "sink", "e2e", "infer_only")
 REQUIRED = ("infer_fps", "e2e_fps", "latency_ms", "frames")
+BUSY_SHARE = 0.10
+"""Other processes' share of the CPUs above which a run is called disturbed."""
 
 
 class ReportError(EdgeSdkError, ValueError):
@@ -40,6 +42,22 @@ class Report:
 
     def stage(self, name: str) -> dict[str, float]:
         return dict(self.data.get("latency_ms", {}).get(name) or {})
+
+    @property
+    def background_share(self) -> float | None:
+        """The share of the device's CPUs other processes used during the run (None: unknown)."""
+        share = (self.data.get("background_cpu") or {}).get("share")
+        return float(share) if isinstance(share, (int, float)) else None
+
+    def busy_note(self) -> str | None:
+        """A one-line warning when other processes used much of the CPUs during the run, else None."""
+        share = self.background_share
+        if share is None or share < BUSY_SHARE:
+            return None
+        return (
+            f"{self.label}: other processes used {100 * share:.0f} % of the device's CPUs during the run, "
+            "so its FPS figures read low and scattered; re-run on an idle device"
+        )
 
     @property
     def stages(self) -> list[str]:

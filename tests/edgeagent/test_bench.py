@@ -79,6 +79,12 @@ def test_no_telemetry_means_null_power(report: Dict[str, Any]) -> None:
     assert report["temperatures"] == {} and report["clocks"]["gpu_freq_mhz"] is None
 
 
+def test_background_cpu_share_is_reported(report: Dict[str, Any]) -> None:
+    background = report["background_cpu"]
+    assert background is not None  # Linux: /proc/stat
+    assert 0.0 <= background["share"] <= 1.0 and background["capacity_s"] > 0
+
+
 def test_report_is_json_and_carries_versions(report: Dict[str, Any]) -> None:
     again = json.loads(json.dumps(report))
     assert again["versions"] == {"agent": "x"} and again["model"] == "retinaface-mnet"

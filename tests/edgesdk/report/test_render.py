@@ -40,6 +40,20 @@ def test_html_is_wellformed_with_charts(real_report: dict[str, Any]) -> None:
     assert values  # the comparison bars carry their numbers
 
 
+def test_a_disturbed_run_gets_a_note(real_report: dict[str, Any]) -> None:
+    quiet, busy = copy.deepcopy(real_report), copy.deepcopy(real_report)
+    quiet["background_cpu"] = {"share": 0.02, "cpu_s": 0.1, "capacity_s": 5.0}
+    busy["background_cpu"] = {"share": 0.37, "cpu_s": 1.9, "capacity_s": 5.0}
+    assert check_report(quiet, "q").busy_note() is None
+    assert "other processes used" not in render_markdown([check_report(quiet, "q")])
+    text = render_markdown([check_report(busy, "b")])
+    assert "note: yunet / fp32 / ort: other processes used 37 % of the device's CPUs" in text
+    page = render_html([check_report(busy, "b")])
+    assert "CPU used by other processes" in page and "37 %" in page and "re-run on an idle device" in page
+    del busy["background_cpu"]  # reports from before the key existed still render
+    assert check_report(busy, "old").busy_note() is None
+
+
 def test_bad_files(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match="missing"):
         check_report({"model": "x"}, "x.json")
