@@ -9,7 +9,9 @@ ratio ``e2e_fps / infer_fps`` says how well capture, pre- and post-processing hi
 shared) and prints every run plus the median ratio. On a machine shared with other jobs the
 background load changes within seconds; ``--rounds R`` then splits each run into R alternating
 (engine alone, pipeline) pairs of ``--frames`` each and sums them, so both halves of the ratio
-see the same load. Not collected by pytest (not ``test_*.py``).
+see the same load. The last column, ``other CPU %``, is the largest share of the CPUs that other
+processes used in any round (the report's ``background_cpu``). Not collected by pytest (not
+``test_*.py``).
 
 Usage::
 
@@ -78,15 +80,19 @@ def _combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
         mean = sum(c * p["latency_ms"][stage]["mean"] for c, p in zip(counts, parts)) / sum(counts)
         out["latency_ms"][stage] = {"mean": mean, "count": sum(counts)}
     out["rounds"] = [p["e2e_over_infer"] for p in parts]
+    shares = [(p.get("background_cpu") or {}).get("share") for p in parts]
+    out["background_cpu"] = {"share": max(shares)} if None not in shares else None
     return out
 
 
 def _row(r: dict[str, Any]) -> str:
     ms = r["latency_ms"]
+    share = (r.get("background_cpu") or {}).get("share")
+    other = "–" if share is None else f"{100 * share:.0f}"
     stages = " | ".join(f"{ms[s]['mean']:.1f}" for s in STAGES)
     return (
         f"| {r['model']} | {r['frames']} | {r['infer_fps']:.1f} | {r['e2e_fps']:.1f} | "
-        f"{r['e2e_over_infer']:.3f} | {ms['infer_only']['mean']:.1f} | {stages} |"
+        f"{r['e2e_over_infer']:.3f} | {ms['infer_only']['mean']:.1f} | {stages} | {other} |"
     )
 
 
@@ -118,8 +124,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(json.dumps(reports, indent=1))
         return 0
     head = " | ".join(f"{s} ms" for s in STAGES)
-    print(f"| model | frames | infer-only FPS | e2e FPS | e2e/infer | infer-only ms | {head} |")
-    print("|---|---:|---:|---:|---:|---:|" + "---:|" * len(STAGES))
+    print(f"| model | frames | infer-only FPS | e2e FPS | e2e/infer | infer-only ms | {head} | other CPU % |")
+    print("|---|---:|---:|---:|---:|---:|" + "---:|" * (len(STAGES) + 1))
     for r in reports:
         print(_row(r))
     print()
