@@ -139,16 +139,7 @@ def slim_recipe(
         )
     if plan is None:
         say("plan")
-        plan = make_plan(
-            original,
-            method=spec.method,
-            ratio=spec.ratio,
-            scope=spec.scope,
-            round_to=spec.round_to,
-            seed=seed,
-            extras=extras,
-            target=target,
-        )
+        plan = _recipe_plan(recipe, original, extras, target, seed)
     models = [original]
     notes: list[str] = []
     if not dry_run:
@@ -184,6 +175,23 @@ def _target(recipe: Recipe, target: Target | None, extras: dict[str, Any]) -> Ta
     if recipe.slim.target == "latency":
         extras.setdefault("budget", "flops")
     return recipe.slim.target
+
+
+def _recipe_plan(
+    recipe: Recipe, model: onnx.ModelProto, extras: dict[str, Any], target: Target, seed: int
+) -> SlimPlan:
+    """``make_plan`` with the recipe's slim section (method, ratio, scope, round_to)."""
+    spec = recipe.slim
+    return make_plan(
+        model,
+        method=spec.method,
+        ratio=spec.ratio,
+        scope=spec.scope,
+        round_to=spec.round_to,
+        seed=seed,
+        extras=extras,
+        target=target,
+    )
 
 
 def _apply(
@@ -234,17 +242,7 @@ def slim_exported(
     spec = recipe.slim
     check_method(spec.method)
     extras, _ = _calibration(recipe, model, images, spec.method)
-    target = _target(recipe, target, extras)
-    plan = make_plan(
-        model,
-        method=spec.method,
-        ratio=spec.ratio,
-        scope=spec.scope,
-        round_to=spec.round_to,
-        seed=seed,
-        extras=extras,
-        target=target,
-    )
+    plan = _recipe_plan(recipe, model, extras, _target(recipe, target, extras), seed)
     return _apply(model, plan, extras, spec.match)[0], plan
 
 
