@@ -197,8 +197,28 @@ def _render(report: Any) -> None:
     )
     for note in report.notes:
         err_console.print(f"  note: {note}")
+    hint = _latency_hint(ratios, plan.round_to)
+    if hint:
+        err_console.print(f"  [yellow]note:[/yellow] {hint}", soft_wrap=True)
     if report.output is not None:
         err_console.print(f"[green]wrote[/green] [bold]{report.output}[/bold] ({report.seconds:.1f} s)")
+
+
+LATENCY_GAP = 0.15
+"""Latency ratio this much above the FLOPs ratio earns the channel-block hint."""
+
+
+def _latency_hint(ratios: dict[str, float | None], round_to: int) -> str | None:
+    """Why CPU latency can fall much less than FLOPs, and what to try (None when it did not)."""
+    flops, latency = ratios.get("flops"), ratios.get("latency")
+    if flops is None or latency is None or latency - flops < LATENCY_GAP or round_to >= 16:
+        return None
+    return (
+        f"CPU latency fell much less than FLOPs ({latency:.2f} vs {flops:.2f}): onnxruntime's CPU "
+        "convolutions work in blocks of 8 (AVX2) or 16 (AVX-512) channels, so a count between two "
+        "blocks costs as much as the next one. For a CPU target try --round-to 16 or --target latency; "
+        "for TensorRT on a Jetson, multiples of 8 (the default) are what matters"
+    )
 
 
 def _ratio(value: float | None) -> str:

@@ -146,3 +146,13 @@ def test_latency_target_keeps_the_flops_ratio(models_dir: Path, data_dir: Path) 
     assert 0.2 <= plan["removed_flops"] < 0.3  # --ratio still counts FLOPs
     before, after = plan["predicted_ms"]
     assert 0 < after < before
+
+
+def test_latency_hint_only_when_latency_lags_flops() -> None:
+    from edgesdk.cli.slim import _latency_hint
+
+    hint = _latency_hint({"params": 0.7, "flops": 0.65, "latency": 0.99}, round_to=8)
+    assert hint is not None and "0.99 vs 0.65" in hint and "--round-to 16" in hint
+    assert _latency_hint({"flops": 0.65, "latency": 0.75}, round_to=8) is None  # close enough
+    assert _latency_hint({"flops": 0.65, "latency": 0.99}, round_to=16) is None  # already aligned
+    assert _latency_hint({"flops": 0.65, "latency": None}, round_to=8) is None  # not measured
