@@ -345,8 +345,8 @@ def _convert_planes(
                 or scratch[0].dtype != image.dtype
             ):
                 scratch[:] = [np.empty(image.shape[:2], image.dtype) for _ in range(channels)]
-            cv2.split(image, scratch)
-            planes = list(scratch)
+            planes = list(cv2.split(image, scratch))  # written in place; kept as returned either way
+            scratch[:] = planes
     else:
         planes = [image[:, :, c] for c in range(channels)]
     if rgb and len(planes) == 3:
