@@ -78,27 +78,36 @@ class _Bars:
                 )
 
 
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n:,} B"
+
+
+def _built(build: dict[str, Any]) -> str:
+    """``ort fp32 (fp16 asked)``: the precision the engine really has, and the one asked when it differs."""
+    if not build:
+        return ""
+    asked, got = build.get("precision"), build.get("effective_precision") or build.get("precision")
+    text = f"{build.get('backend')} {got}" + (f" ({asked} asked)" if asked != got else "")
+    return text + (", cached" if build.get("cached") else "")
+
+
 def _table(reports: list[DeviceReport]) -> Table:
     table = Table(title="deploy", title_justify="left")
-    for col in ("device", "ok", "sent", "skipped", "engine", "build", "seconds", "error"):
-        table.add_column(col)
+    errors = any(r.error for r in reports)
+    columns = ("device", "ok", "sent", "skipped", "engine", "build", "seconds")
+    for col in columns + (("error",) if errors else ()):
+        table.add_column(col, no_wrap=col != "build")
     for r in reports:
-        build = r.build
-        built = (
-            f"{build.get('backend')} {build.get('precision')}{' (cached)' if build.get('cached') else ''}"
-            if build
-            else ""
-        )
-        table.add_row(
+        row = [
             r.device,
             "[green]yes[/green]" if r.ok else "[red]no[/red]",
-            f"{r.files_sent} files, {r.bytes_sent:,} B",
+            f"{r.files_sent} file{'' if r.files_sent == 1 else 's'}, {_megabytes(r.bytes_sent)}",
             str(r.files_skipped),
-            (r.engine or "")[:12],
-            built,
+            (r.engine or "")[:8],
+            _built(r.build),
             f"{r.seconds:.1f}",
-            r.error or "",
-        )
+        ]
+        table.add_row(*row, *([r.error or ""] if errors else []))
     return table
 
 
@@ -163,7 +172,11 @@ def deploy_cmd(
             if r.hint and not r.ok:
                 err_console.print(f"[dim]hint ({r.device}):[/dim] {r.hint}")
         if all(r.ok for r in reports) and not dry_run:
-            next_step(f"edgesdk rollback {spec.name} --device {targets[0].name}   (to go back)")
+            next_step(
+                f"edgesdk run {spec.name} --device {targets[0].name} --source …   (camera, video or images)"
+            )
+            if any(r.previous for r in reports):
+                next_step(f"edgesdk rollback {spec.name} --device {targets[0].name}   (to go back)")
     if not all(r.ok for r in reports):
         raise typer.Exit(1)
 

@@ -59,6 +59,8 @@ class DeviceReport:
     build: dict[str, Any] = field(default_factory=dict)
     plan: list[str] | None = None
     slim: dict[str, Any] | None = None
+    previous: str | None = None
+    """The bundle that was active before this deploy (what ``rollback`` goes back to), if any."""
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -74,6 +76,8 @@ class DeviceReport:
             "bundle": self.bundle,
             "backend": self.build.get("backend"),
             "precision": self.build.get("precision"),
+            "effective_precision": self.build.get("effective_precision"),
+            "previous_bundle": self.previous,
             "cached": self.build.get("cached"),
             "build_seconds": self.build.get("seconds"),
         }
@@ -177,6 +181,8 @@ def deploy_device(
             report.push_seconds = done.put_seconds
             report.build = done.results.get("build engine", {})
             report.engine = report.build.get("engine")
+            history = done.results.get("activate", {}).get("history") or []
+            report.previous = history[0] if history else None
             report.ok = True
     except EdgeSdkError as err:
         report.error = " ".join(str(err).split())

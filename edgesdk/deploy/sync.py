@@ -288,9 +288,9 @@ def run_agent(
                 say(kind or "log", event)
     status = stream.result
     if error is not None:
-        raise DeviceError(
-            f"{what} failed on {transport.name}: {error.get('message')}", hint=error.get("hint") or None
-        )
+        # The agent does not know what the host calls it; its hints say `--device …`.
+        hint = (error.get("hint") or "").replace("--device …", f"--device {transport.name}")
+        raise DeviceError(f"{what} failed on {transport.name}: {error.get('message')}", hint=hint or None)
     if status is not None and status.exit != 0 or result is None:
         detail = (status.error_text.strip().splitlines() or ["no output"])[-1] if status else "no exit status"
         raise DeviceError(

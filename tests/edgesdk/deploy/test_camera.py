@@ -69,8 +69,9 @@ def test_bench_local_report(local_home: Path, models_dir: Path, tmp_path: Path, 
 
 
 def test_run_not_deployed(local_home: Path, tmp_path: Path, gif: str) -> None:
-    with pytest.raises(DeviceError, match="not deployed"):
+    with pytest.raises(DeviceError, match="not deployed") as err:
         run_on_device(LOCAL, "yolox-nano", tmp_path / "w", source=gif)
+    assert "edgesdk deploy yolox-nano --device local" in (err.value.hint or "")  # the host's name for it
 
 
 def test_run_over_ssh_with_view(

@@ -36,6 +36,8 @@ def test_deploy_redeploy_override_rollback(device_home: Path, models_dir: Path, 
     assert first.files_sent == 3 and first.bytes_sent > 300_000  # agent, model, manifest
     assert first.engine and first.build["backend"] == "ort" and first.build["cached"] is False
     assert _deployment(device_home, "yunet")["current"] == first.bundle
+    assert first.previous is None  # nothing to roll back to yet
+    assert first.to_json()["effective_precision"] == "fp32"  # onnxruntime on the CPU: fp16 runs in fp32
 
     [again] = deploy(recipe, [LOCAL], work, model_dir=models_dir)
     assert again.ok and again.bytes_sent == 0 and again.files_sent == 0 and again.files_skipped == 2
@@ -44,7 +46,7 @@ def test_deploy_redeploy_override_rollback(device_home: Path, models_dir: Path, 
     fp32 = override(recipe, {"build.precision": "fp32"})
     [changed] = deploy(fp32, [LOCAL], work, model_dir=models_dir)
     assert changed.ok and changed.files_sent == 1  # only the manifest: the model bytes are unchanged
-    assert changed.engine != first.engine
+    assert changed.engine != first.engine and changed.previous == first.bundle
     assert _deployment(device_home, "yunet") == {"current": changed.bundle, "history": [first.bundle]}
 
     result = rollback("yunet", LOCAL, work)
