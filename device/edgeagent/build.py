@@ -85,11 +85,15 @@ def _ort_job(manifest: Manifest, options: Dict[str, Any], home: str, out: Emitte
     if requested == "int8" and qdq:
         entry, effective = qdq[0], "int8"  # explicit quantization: onnxruntime runs the Q/DQ model in int8
     elif requested != "fp32":
+        how = (
+            f" (for int8 here: `edgesdk calibrate {manifest.name} --images DIR -o OUT`, then deploy with "
+            "`--calibration OUT`)"
+            if requested == "int8"
+            else ""
+        )
         out.log(
-            "onnxruntime on the CPU has no {} engine{}: the model runs in fp32; "
-            "the result records effective_precision".format(
-                requested,
-                " without a Q/DQ model in the bundle (edgesdk calibrate)" if requested == "int8" else "",
+            "onnxruntime on the CPU has no {} engine{}: the model runs in fp32{}".format(
+                requested, " without a Q/DQ model in the bundle" if requested == "int8" else "", how
             ),
             level="warning",
         )

@@ -72,6 +72,11 @@ class _Bars:
                 self.progress.update(self.tasks[device], completed=self.base[device] + self.current[device])
             elif kind == "step" and device in self.tasks:
                 self.progress.update(self.tasks[device], step=data["what"])
+            elif kind == "log" and data.get("level") in ("warning", "error"):
+                # e.g. the device cannot build the precision asked for: say so, not only in the table
+                self.progress.console.print(
+                    f"[yellow]{data['level']} ({device}):[/yellow] {data.get('message')}"
+                )
             elif kind == "progress" and device in self.tasks and data.get("phase"):
                 self.progress.update(
                     self.tasks[device], step=f"{data['phase']} {data.get('done')}/{data.get('total')}"

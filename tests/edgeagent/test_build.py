@@ -115,7 +115,7 @@ def test_int8_on_ort_uses_the_qdq_model(agent: Path, models_dir: Path, tmp_path:
     code, events = _run(agent, "build", str(plain.root), "--home", str(tmp_path / "h"))
     assert code == 0 and _result(events)["effective_precision"] == "fp32"
     warning = next(e for e in events if e["event"] == "log" and e["level"] == "warning")
-    assert "edgesdk calibrate" in warning["message"]
+    assert "edgesdk calibrate" in warning["message"] and "--calibration OUT" in warning["message"]
 
 
 def test_calibration_digest(models_dir: Path, tmp_path: Path) -> None:
