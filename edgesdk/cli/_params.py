@@ -34,3 +34,9 @@ GroupOpt = Annotated[Optional[str], typer.Option("--group", "-g", help="every de
 AcceptNewOpt = Annotated[
     bool, typer.Option("--accept-new", help="record an unknown host key (a changed key is always refused)")
 ]
+CalibrationOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--calibration", help="folder from `edgesdk calibrate -o`: sends its cache, Q/DQ model and images"
+    ),
+]

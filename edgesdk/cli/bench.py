@@ -10,7 +10,15 @@ from rich.text import Text
 
 from edgesdk import settings
 from edgesdk.cli._console import err_console, live_line, out_console, print_json
-from edgesdk.cli._params import AcceptNewOpt, DeviceOpt, JsonOpt, ModelDirOpt, OutOpt, RecipeArg
+from edgesdk.cli._params import (
+    AcceptNewOpt,
+    CalibrationOpt,
+    DeviceOpt,
+    JsonOpt,
+    ModelDirOpt,
+    OutOpt,
+    RecipeArg,
+)
 from edgesdk.cli.run import DurationOpt, FramesOpt, stats_line
 from edgesdk.deploy.camera import bench_on_device
 from edgesdk.deploy.inventory import resolve_device
@@ -37,11 +45,15 @@ def bench_cmd(
     frames: FramesOpt = None,
     warmup: Annotated[int, typer.Option("--warmup", help="engine runs before timing")] = 10,
     model_dir: ModelDirOpt = None,
+    calibration: CalibrationOpt = None,
     output: OutOpt = None,
     accept_new: AcceptNewOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Deploy (if needed) and benchmark RECIPE on a device: engine alone, then the whole pipeline."""
+    """Benchmark RECIPE on a device at each precision: engine alone, then the whole pipeline.
+
+    Each precision is deployed for its run; the deployment active before is active again after.
+    """
     spec = load_recipe(recipe)
     target = resolve_device(device or "local")
     precisions = [p.strip() for p in (precision or spec.build.precision).split(",") if p.strip()]
@@ -55,7 +67,8 @@ def bench_cmd(
 
         reports = bench_on_device(
             target, spec, settings.work_dir(), precisions=precisions, source=source or spec.run.source,
-            frames=frames, duration=duration, warmup=warmup, model_dir=model_dir, accept_new=accept_new,
+            frames=frames, duration=duration, warmup=warmup, model_dir=model_dir, calibration=calibration,
+            accept_new=accept_new,
             on_event=on_event,
         )  # fmt: skip
     folder = settings.work_dir() / "reports"
@@ -75,6 +88,12 @@ def bench_cmd(
         print_json(reports if len(reports) > 1 else reports[0])
         return
     out_console.print(render_markdown(loaded), markup=False, highlight=False, soft_wrap=True)
+    for d in reports:
+        if d["requested_precision"] == "int8" and d.get("precision") != "int8":
+            err_console.print(
+                f"[yellow]hint:[/yellow] int8 ran in {d.get('precision')} here: give `--calibration OUT` "
+                f"from `edgesdk calibrate {spec.name} --images DIR -o OUT`"
+            )
     err_console.print(
         f"[dim]reports saved in {folder}; compare runs with `edgesdk report A.json B.json -o report.html`[/dim]"
     )

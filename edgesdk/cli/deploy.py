@@ -12,7 +12,16 @@ from rich.table import Table
 
 from edgesdk import settings
 from edgesdk.cli._console import err_console, next_step, out_console, print_json
-from edgesdk.cli._params import AcceptNewOpt, DeviceOpt, GroupOpt, JsonOpt, ModelDirOpt, ModelOpt, RecipeArg
+from edgesdk.cli._params import (
+    AcceptNewOpt,
+    CalibrationOpt,
+    DeviceOpt,
+    GroupOpt,
+    JsonOpt,
+    ModelDirOpt,
+    ModelOpt,
+    RecipeArg,
+)
 from edgesdk.deploy.flow import DeviceReport, deploy, rollback
 from edgesdk.deploy.inventory import Device, devices_in_group, resolve_device
 from edgesdk.export import list_images
@@ -25,12 +34,6 @@ PrecisionOpt = Annotated[
     typer.Option("--precision", help="fp32 | fp16 | int8 (default: the recipe's build.precision)"),
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="print the plan; send and change nothing")]
-CalibrationOpt = Annotated[
-    Optional[Path],
-    typer.Option(
-        "--calibration", help="folder from `edgesdk calibrate -o`: sends its cache, Q/DQ model and images"
-    ),
-]
 ImagesOpt = Annotated[
     Optional[Path],
     typer.Option(

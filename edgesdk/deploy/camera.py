@@ -3,12 +3,13 @@
 ``run_on_device`` starts ``edgeagent run`` (camera → engine → sinks) and hands every
 ``stats``/``sink``/``source`` event to a callback; with ``view`` it adds an MJPEG sink on the
 device and, over SSH, forwards a local port to it so a browser on the host shows the stream.
-``bench_on_device`` (re)deploys the recipe at each requested precision, runs
-``edgeagent bench`` and returns the reports.
+``bench_on_device`` deploys the recipe at each requested precision, runs ``edgeagent bench``,
+returns the reports, and re-activates the deployment that was active before.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from collections.abc import Callable, Sequence
@@ -18,14 +19,16 @@ from typing import Any
 
 from edgesdk.agentpkg import write_agent_zip
 from edgesdk.deploy.connect import open_transport
-from edgesdk.deploy.flow import deploy
+from edgesdk.deploy.flow import current_bundle, deploy, reactivate
 from edgesdk.deploy.inventory import Device
 from edgesdk.deploy.sync import AgentPackage, Plan, agent_argv, agent_steps, execute, gather_state, run_agent
 from edgesdk.deploy.transport import Transport
-from edgesdk.errors import DeviceError
+from edgesdk.errors import DeviceError, EdgeSdkError
 from edgesdk.recipe import Recipe, override
 
 EventFn = Callable[[str, dict[str, Any]], None]
+
+log = logging.getLogger(__name__)
 
 
 def camera_args(camera: dict[str, Any] | None) -> list[str]:
@@ -174,34 +177,62 @@ def bench_on_device(
     warmup: int = 10,
     camera: dict[str, Any] | None = None,
     model_dir: Path | None = None,
+    calibration: Path | None = None,
     accept_new: bool = False,
     on_event: EventFn | None = None,
 ) -> list[dict[str, Any]]:
-    """(Re)deploy ``recipe`` at each precision and benchmark it; one report per precision.
+    """Deploy ``recipe`` at each precision and benchmark it; one report per precision.
+
+    A benchmark does not change what the device runs: the deployment that was active before
+    (if any) is active again afterwards, also when a step fails.
+
+    Args:
+        calibration: a folder from ``edgesdk calibrate -o`` for the int8 deploys (as ``deploy --calibration``).
 
     Raises:
         DeviceError: a deploy or a benchmark failed (names the precision).
     """
     say = on_event or (lambda _k, _d: None)
+    args = ["bench", recipe.name, "--source", source, "--warmup", str(warmup), *camera_args(camera)]
+    args += ["--frames", str(frames)] if frames is not None else []
+    args += ["--duration", str(duration)] if duration is not None else []
+    before = current_bundle(recipe.name, device, work_dir, accept_new=accept_new)
+    deployed, failed = before, True
     reports = []
-    for precision in precisions:
-        spec = override(recipe, {"build.precision": precision}, "--precision")
-        say("phase", {"what": f"deploy {precision}"})
-        [report] = deploy(spec, [device], work_dir, model_dir=model_dir, accept_new=accept_new)
-        if not report.ok:
-            raise DeviceError(f"deploy of {recipe.name} ({precision}) to {device.name} failed: {report.error}",
-                              hint=report.hint)  # fmt: skip
-        say("phase", {"what": f"bench {precision}"})
-        agent = _agent(work_dir)
-        with open_transport(device, accept_new=accept_new) as transport:
-            state = gather_state(transport, device.python, agent, [])
-            args = ["bench", recipe.name, "--source", source, "--warmup", str(warmup), *camera_args(camera)]
-            if frames is not None:
-                args += ["--frames", str(frames)]
-            if duration is not None:
-                args += ["--duration", str(duration)]
-            data = run_agent(transport, agent_argv(state, agent, *args), f"bench ({precision})", say)
-        data["device"] = device.name
-        data["requested_precision"] = precision
-        reports.append(data)
+    try:
+        for precision in precisions:
+            spec = override(recipe, {"build.precision": precision}, "--precision")
+            say("phase", {"what": f"deploy {precision}"})
+            [report] = deploy(
+                spec, [device], work_dir, model_dir=model_dir, accept_new=accept_new, calibration=calibration
+            )
+            if not report.ok:
+                raise DeviceError(
+                    f"deploy of {recipe.name} ({precision}) to {device.name} failed: {report.error}",
+                    hint=report.hint,
+                )
+            deployed = report.bundle
+            say("phase", {"what": f"bench {precision}"})
+            agent = _agent(work_dir)
+            with open_transport(device, accept_new=accept_new) as transport:
+                state = gather_state(transport, device.python, agent, [])
+                data = run_agent(transport, agent_argv(state, agent, *args), f"bench ({precision})", say)
+            reports.append(dict(data, device=device.name, requested_precision=precision))
+        failed = False
+    finally:
+        if before is not None and deployed != before:
+            _restore(recipe.name, before, device, work_dir, accept_new, say, quiet=failed)
     return reports
+
+
+def _restore(
+    name: str, bundle: str, device: Device, work_dir: Path, accept_new: bool, say: EventFn, *, quiet: bool
+) -> None:
+    """Re-activate the deployment a benchmark found; ``quiet``: only log a failure (another error is on its way)."""
+    say("phase", {"what": "re-activate the earlier deployment"})
+    try:
+        reactivate(name, bundle, device, work_dir, accept_new=accept_new)
+    except EdgeSdkError as err:
+        if not quiet:
+            raise
+        log.warning("could not re-activate %s's earlier deployment %s: %s", name, bundle[:12], err)

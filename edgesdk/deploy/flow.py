@@ -7,10 +7,12 @@ device does not stop the others, and every device gets a report.
 from __future__ import annotations
 
 import logging
+import posixpath
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,10 @@ from edgesdk.deploy.connect import open_transport
 from edgesdk.deploy.inventory import Device
 from edgesdk.deploy.sync import (
     AgentPackage,
+    DeviceState,
     Plan,
+    Run,
+    Step,
     agent_argv,
     agent_steps,
     execute,
@@ -31,6 +36,7 @@ from edgesdk.deploy.sync import (
     plan_push,
     run_agent,
 )
+from edgesdk.deploy.transport import Transport
 from edgesdk.errors import EdgeSdkError
 from edgesdk.export import export_recipe
 from edgesdk.recipe import Recipe
@@ -247,12 +253,11 @@ def deploy(
         return [future.result() for future in futures]
 
 
-def rollback(recipe_name: str, device: Device, work_dir: Path, *, accept_new: bool = False) -> dict[str, Any]:
-    """Re-activate the previous deployment of ``recipe_name`` on ``device`` (and its engine).
-
-    Raises:
-        DeviceError: nothing to roll back to, or the agent failed.
-    """
+@contextmanager
+def _agent_session(
+    device: Device, work_dir: Path, accept_new: bool
+) -> Iterator[tuple[Transport, DeviceState, AgentPackage]]:
+    """A connection to ``device`` with this agent on it (pushed first when missing)."""
     agent_path = work_dir / "edgeagent.pyz"
     agent = AgentPackage(agent_path, write_agent_zip(agent_path))
     with open_transport(device, accept_new=accept_new) as transport:
@@ -260,4 +265,53 @@ def rollback(recipe_name: str, device: Device, work_dir: Path, *, accept_new: bo
         steps = agent_steps(state, agent, uuid.uuid4().hex[:12])
         if steps:
             execute(transport, Plan(device.name, steps, 0, 0, 0, "", ""))
+        yield transport, state, agent
+
+
+def rollback(recipe_name: str, device: Device, work_dir: Path, *, accept_new: bool = False) -> dict[str, Any]:
+    """Re-activate the previous deployment of ``recipe_name`` on ``device`` (and its engine).
+
+    Raises:
+        DeviceError: nothing to roll back to, or the agent failed.
+    """
+    with _agent_session(device, work_dir, accept_new) as (transport, state, agent):
         return run_agent(transport, agent_argv(state, agent, "rollback", recipe_name), "rollback")
+
+
+def current_bundle(
+    recipe_name: str, device: Device, work_dir: Path, *, accept_new: bool = False
+) -> str | None:
+    """The bundle id deployed for ``recipe_name`` on ``device`` now (None: not deployed there)."""
+    with _agent_session(device, work_dir, accept_new) as (transport, state, agent):
+        status = run_agent(transport, agent_argv(state, agent, "status"), "status")
+    return (status.get("recipes", {}).get(recipe_name) or {}).get("current") or None
+
+
+def reactivate(
+    recipe_name: str, bundle_id: str, device: Device, work_dir: Path, *, accept_new: bool = False
+) -> dict[str, Any]:
+    """Make ``bundle_id`` (installed on the device earlier) the deployment of ``recipe_name`` again.
+
+    Under the deploy lock: build its engine (a cache hit when it was built before), then
+    activate it, as a deploy's last steps do.
+
+    Raises:
+        DeviceError: the lock is busy, the bundle is gone, or the build failed.
+    """
+    owner = new_owner()
+    try:
+        with _agent_session(device, work_dir, accept_new) as (transport, state, agent):
+            steps: list[Step] = [
+                Run(agent_argv(state, agent, "lock", "--owner", owner), "lock", agent=True),
+                Run(
+                    agent_argv(state, agent, "build", posixpath.join(state.home, "bundles", bundle_id)),
+                    "build engine",
+                    agent=True,
+                ),
+                Run(agent_argv(state, agent, "activate", recipe_name, bundle_id), "activate", agent=True),
+                Run(agent_argv(state, agent, "unlock", "--owner", owner), "unlock", agent=True, always=True),
+            ]
+            done = execute(transport, Plan(device.name, steps, 0, 0, 0, bundle_id, ""))
+    finally:
+        owner_done(owner)
+    return done.results.get("activate", {})

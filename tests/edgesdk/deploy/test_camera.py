@@ -68,6 +68,23 @@ def test_bench_local_report(local_home: Path, models_dir: Path, tmp_path: Path, 
     assert Path(data["report_path"]).is_file()  # the agent kept its own copy on the device
 
 
+def test_bench_leaves_the_earlier_deployment_active(
+    local_home: Path, models_dir: Path, tmp_path: Path, gif: str
+) -> None:
+    from edgeagent.engines import EngineCache
+    from edgeagent.store import Store
+
+    store = Store(str(local_home / ".edgeagent"))
+    [first] = deploy(_yunet320(), [LOCAL], tmp_path / "w", model_dir=models_dir)  # the recipe's fp16
+    assert first.ok, first.error
+    [data] = bench_on_device(LOCAL, _yunet320(), tmp_path / "w", precisions=["fp32"], source=gif,
+                             frames=5, warmup=1, model_dir=models_dir)  # fmt: skip
+    assert data["requested_precision"] == "fp32" and data["engine"] != first.engine  # it ran its own build
+    assert store.deployment("yunet")["current"] == first.bundle  # ... and put the user's back
+    active = EngineCache(store.path("engines")).active("yunet")
+    assert active is not None and active.key == first.engine
+
+
 def test_run_not_deployed(local_home: Path, tmp_path: Path, gif: str) -> None:
     with pytest.raises(DeviceError, match="not deployed") as err:
         run_on_device(LOCAL, "yolox-nano", tmp_path / "w", source=gif)
