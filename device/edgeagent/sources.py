@@ -131,7 +131,8 @@ def parse_uri(uri: str) -> SourceSpec:
         return SourceSpec("images", path)
     if not os.path.exists(path):
         raise SourceError(
-            f"source {uri}: no such file or folder", "check the path (relative to the agent's cwd)"
+            f"source {uri}: no such file or folder",
+            "the path is on the device (relative: to the device user's home; on `local`: to the current folder)",
         )
     if path.lower().endswith(IMAGE_EXTENSIONS):
         return SourceSpec("image", path)

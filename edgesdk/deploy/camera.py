@@ -10,6 +10,7 @@ returns the reports, and re-activates the deployment that was active before.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 from collections.abc import Callable, Sequence
@@ -29,6 +30,15 @@ from edgesdk.recipe import Recipe, override
 EventFn = Callable[[str, dict[str, Any]], None]
 
 log = logging.getLogger(__name__)
+
+
+def on_device(uri: str, device: Device) -> str:
+    """``uri`` as the agent must see it: on ``local`` a relative path is relative to this process's
+    directory (where the user typed it), not to the agent's working directory (the home folder)."""
+    if not device.is_local or not uri or "://" in uri or os.path.isabs(uri):
+        return uri
+    absolute = os.path.abspath(uri)
+    return absolute + "/" if uri.endswith("/") else absolute  # a trailing "/" makes a folder sink
 
 
 def camera_args(camera: dict[str, Any] | None) -> list[str]:
@@ -130,7 +140,8 @@ def run_on_device(
     """
     say = on_event or (lambda _k, _d: None)
     agent = _agent(work_dir)
-    all_sinks = list(sinks)
+    source = on_device(source, device)
+    all_sinks = [on_device(sink, device) for sink in sinks]
     if view:
         all_sinks.append(f"mjpeg://127.0.0.1:{view_port}")  # loopback on the device; SSH forwards it
     with open_transport(device, accept_new=accept_new) as transport:
@@ -193,6 +204,7 @@ def bench_on_device(
         DeviceError: a deploy or a benchmark failed (names the precision).
     """
     say = on_event or (lambda _k, _d: None)
+    source = on_device(source, device)
     args = ["bench", recipe.name, "--source", source, "--warmup", str(warmup), *camera_args(camera)]
     args += ["--frames", str(frames)] if frames is not None else []
     args += ["--duration", str(duration)] if duration is not None else []

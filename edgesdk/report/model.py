@@ -65,6 +65,9 @@ class Report:
         return [s for s in STAGES if present.get(s)] + sorted(set(present) - set(STAGES))
 
 
+_REPORTS_HINT = "give the reports `edgesdk bench` saved (out/reports/*.json) or wrote with `-o report.json`"
+
+
 def check_report(data: Any, source: str) -> Report:
     """Wrap ``data`` as a :class:`Report`, checking the keys renderers need.
 
@@ -77,7 +80,7 @@ def check_report(data: Any, source: str) -> Report:
     if missing:
         raise ReportError(
             f"{source} is not a benchmark report: missing {', '.join(missing)}",
-            hint="give files written by `edgesdk bench --json` or `edgesdk bench -o report.json`",
+            hint=_REPORTS_HINT,
         )
     return Report(data, source)
 
@@ -87,11 +90,11 @@ def load_report(path: Path) -> Report:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ArtifactNotFound(f"report {path} does not exist") from None
+        raise ArtifactNotFound(f"report {path} does not exist", hint=_REPORTS_HINT) from None
     try:
         data = json.loads(text)
     except ValueError as err:
-        raise ReportError(f"{path} is not JSON: {err}") from err
+        raise ReportError(f"{path} is not JSON: {err}", hint=_REPORTS_HINT) from err
     return check_report(data, str(path))
 
 

@@ -41,15 +41,24 @@ def _yunet320():
     )
 
 
-def test_run_local_whole_file_to_jsonl(local_home: Path, models_dir: Path, tmp_path: Path, gif: str) -> None:
+def test_run_local_whole_file_to_jsonl(
+    local_home: Path, models_dir: Path, tmp_path: Path, gif: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     [report] = deploy(_yunet320(), [LOCAL], tmp_path / "w", model_dir=models_dir)
     assert report.ok, report.error
+    here = tmp_path / "here"
+    (here / "clips").mkdir(parents=True)
+    (here / "clips" / "face.gif").write_bytes(Path(gif).read_bytes())
+    monkeypatch.chdir(here)  # on `local`, relative paths are relative to where the user is
     stats: list[dict] = []
-    result = run_on_device(LOCAL, "yunet", tmp_path / "w", source=gif, sinks=["faces.jsonl"],
+    result = run_on_device(LOCAL, "yunet", tmp_path / "w", source="clips/face.gif", sinks=["faces.jsonl", "frames/"],
                            on_event=lambda k, d: stats.append(d) if k == "stats" else None)  # fmt: skip
     assert result.summary["frames_out"] == GIF_FRAMES and result.summary["stop_reason"] == "end"
     assert stats and stats[-1]["final"] is True
-    lines = (local_home / "faces.jsonl").read_text().splitlines()
+    assert (
+        len(list((here / "frames").glob("*.jpg"))) == GIF_FRAMES and not (local_home / "faces.jsonl").exists()
+    )
+    lines = (here / "faces.jsonl").read_text().splitlines()
     assert len(lines) == GIF_FRAMES
     assert (
         sum(len(json.loads(line)["detections"]) for line in lines) >= GIF_FRAMES // 2
@@ -126,3 +135,15 @@ def test_run_over_ssh_with_view(
     assert b"<img" in seen["page"]
     assert seen["snapshot"][:2] == b"\xff\xd8"  # a JPEG frame, forwarded over SSH
     assert result.summary["stop_reason"] in ("duration", "end") and result.summary["frames_out"] > 0
+
+
+def test_relative_paths_on_local_are_from_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgesdk.deploy.camera import on_device
+    from edgesdk.deploy.inventory import Device
+
+    monkeypatch.chdir(tmp_path)
+    assert on_device("clips/a.mp4", LOCAL) == str(tmp_path / "clips" / "a.mp4")
+    assert on_device("frames/", LOCAL) == str(tmp_path / "frames") + "/"  # still a folder sink
+    for uri in ("csi://0", "/dev/video0", "rtsp://cam/stream", "mjpeg://:8080", "jsonl://d.jsonl"):
+        assert on_device(uri, LOCAL) == uri
+    assert on_device("clips/a.mp4", Device(name="jetson01", host="10.0.0.2")) == "clips/a.mp4"  # its home
