@@ -135,7 +135,11 @@ def _render(result: CalibrationResult) -> None:
         title=f"{result.prepared.recipe.name}: {result.calibrator} thresholds", title_justify="left"
     )
     for column in ("tensor", "threshold", "max |x|", "saturated %", "KL", "cache", "flags"):
-        table.add_column(column, justify="left" if column in ("tensor", "cache", "flags") else "right")
+        left = column in ("tensor", "cache", "flags")
+        # fold, never "…": a tensor name is what a recipe's keep-float list needs
+        table.add_column(
+            column, justify="left" if left else "right", overflow="fold" if column == "tensor" else "ellipsis"
+        )
     cached = set(result.cache_tensors)
     for t in result.tensors:
         # Tensors left out of the cache (kept in float: keep_fp, the decoder tail) are never

@@ -36,17 +36,14 @@ def recipes_cmd(as_json: JsonOpt = False) -> None:
     from rich.table import Table
 
     table = Table(title="recipes", title_justify="left")
-    for col in ("name", "task", "format", "decoder", "input", "description"):
-        table.add_column(col)
+    # Names are what users type: never cut them. The description only where the terminal has room.
+    columns = ["name", "task", "format", "decoder", "input"]
+    if out_console.width >= 110:
+        columns.append("description")
+    for col in columns:
+        table.add_column(col, no_wrap=col != "description")
     for row in rows:
-        table.add_row(
-            row["name"],
-            row["task"],
-            row["format"],
-            row["decoder"],
-            row["input"],
-            row["description"],
-        )
+        table.add_row(*(row[col] for col in columns))
     out_console.print(table)
 
 
