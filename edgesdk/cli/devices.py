@@ -93,18 +93,24 @@ def list_cmd(as_json: JsonOpt = False) -> None:
     from rich.table import Table
 
     table = Table(title=f"devices ({inventory_path()})", title_justify="left")
-    for column in ("name", "host", "user", "port", "key", "python", "groups"):
-        table.add_column(column)
-    for d in devices:
-        table.add_row(
-            d.name,
-            "(this machine)" if d.is_local else d.host,
-            d.user or "",
-            str(d.port or ""),
-            d.key or "",
-            d.python,
-            ",".join(d.groups),
-        )
+    rows = [
+        {
+            "name": d.name,
+            "host": "(this machine)" if d.is_local else d.host,
+            "user": d.user or "",
+            "port": str(d.port or ""),
+            "key": d.key or "",
+            "python": "(this Python)" if d.is_local else d.python,
+            "groups": ",".join(d.groups),
+        }
+        for d in devices
+    ]
+    # Only the columns something is set in; names and hosts (typed back into commands) never wrap.
+    columns = [c for c in rows[0] if c in ("name", "host") or any(row[c] for row in rows)]
+    for column in columns:
+        table.add_column(column, no_wrap=column not in ("key", "python"), overflow="fold")
+    for row in rows:
+        table.add_row(*(row[c] for c in columns))
     out_console.print(table)
 
 
