@@ -28,7 +28,7 @@ DataOpt = Annotated[
     Path,
     typer.Option(
         "--data",
-        help="labelled folder: images/(split/)*.jpg + labels/(split/)*.txt, "
+        help="labelled folder: `images/(split/)*.jpg` + `labels/(split/)*.txt`, "
         "lines 'class cx cy w h' normalised",
     ),
 ]
