@@ -152,7 +152,9 @@ def slim_cmd(
             f"edgesdk slim {recipe} --method {report.plan.method} --ratio {report.plan.ratio} -o OUT.onnx"
         )
     elif report.output is not None:
-        next_step(f"edgesdk inspect {report.output}")
+        if report.data is None:  # no --data: accuracy not checked yet
+            next_step(f"edgesdk eval {recipe} --model {report.output} --data DIR   (mAP after pruning)")
+        next_step(f"edgesdk deploy {recipe} --model {report.output} --device …")
 
 
 def _fmt_map(value: float | None) -> str:
