@@ -197,7 +197,11 @@ def build(
             raise
         except Exception as err:  # backend errors carry the lines that matter
             raise BuildFailed(f"{backend} engine build failed for {manifest.name}: {err}") from err
-        provenance = {"recipe": manifest.name, "build_seconds": round(time.monotonic() - started, 3)}
+        provenance = {
+            "recipe": manifest.name,
+            "build_seconds": round(time.monotonic() - started, 3),
+            "effective_precision": job.effective_precision,
+        }
         try:
             path = cache.store(job.fingerprint, data, provenance, suffix=job.suffix)
         except (EngineCacheError, OSError) as err:

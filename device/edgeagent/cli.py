@@ -116,7 +116,21 @@ def _status(args: argparse.Namespace, out: Emitter) -> None:
     recipes = {}
     for name in names:
         active = cache.active(name)
-        recipes[name] = dict(store.deployment(name), engine=active.key if active else None)
+        entry: Dict[str, object] = dict(store.deployment(name, with_time=True), engine=None)
+        if active is not None:
+            fingerprint = active.sidecar.get("fingerprint", {})
+            provenance = active.sidecar.get("provenance", {})
+            entry.update(
+                engine=active.key,
+                backend=fingerprint.get("backend"),
+                backend_version=fingerprint.get("backend_version"),
+                precision=fingerprint.get("precision"),
+                # recorded since the engine cache has it; older engines: None (unknown)
+                effective_precision=provenance.get("effective_precision"),
+                engine_bytes=active.sidecar.get("size"),
+                built=provenance.get("created"),
+            )
+        recipes[name] = entry
     out.result("status", {"home": store.home, "recipes": recipes})
 
 

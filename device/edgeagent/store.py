@@ -139,15 +139,19 @@ class Store:
         return target
 
     # -- deployments
-    def deployment(self, recipe: str) -> Dict[str, Any]:
-        """``{"current": id or None, "history": [...]}`` for ``recipe``."""
+    def deployment(self, recipe: str, *, with_time: bool = False) -> Dict[str, Any]:
+        """``{"current": id or None, "history": [...]}`` for ``recipe`` (``with_time``: and
+        ``"activated"``, seconds since the epoch or None)."""
         path = self.path("deployments", _check_name(recipe) + ".json")
         try:
             with open(path, "rb") as fh:
                 data = json.loads(fh.read().decode("utf-8"))
         except FileNotFoundError:
-            return {"current": None, "history": []}
-        return {"current": data.get("current"), "history": list(data.get("history", []))}
+            data = {}
+        state = {"current": data.get("current"), "history": list(data.get("history", []))}
+        if with_time:
+            state["activated"] = data.get("activated")
+        return state
 
     def deployed(self) -> List[str]:
         """Sorted names of the recipes with a current deployment here."""

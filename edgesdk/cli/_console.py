@@ -52,3 +52,14 @@ def phase_bars(
             bar.update(tasks[phase], completed=done, total=total)
 
         yield progress
+
+
+def engine_label(build: Mapping[str, Any]) -> str:
+    """``ort fp32 (fp16 asked)``: the engine's backend and the precision it really has, plus the
+    one asked for when it differs (and ``, cached`` for a cache hit). Empty without a build."""
+    if not build:
+        return ""
+    asked = build.get("precision")
+    got = build.get("effective_precision") or asked
+    text = f"{build.get('backend')} {got}" + (f" ({asked} asked)" if asked != got else "")
+    return text + (", cached" if build.get("cached") else "")

@@ -1,8 +1,9 @@
-"""`edgesdk deploy` and `edgesdk rollback`: push a recipe to devices, build there, activate."""
+"""`edgesdk deploy`, `rollback` and `status`: push a recipe to devices, build there, activate; what is deployed."""
 
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -11,7 +12,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColum
 from rich.table import Table
 
 from edgesdk import settings
-from edgesdk.cli._console import err_console, next_step, out_console, print_json
+from edgesdk.cli._console import engine_label, err_console, next_step, out_console, print_json
 from edgesdk.cli._params import (
     AcceptNewOpt,
     CalibrationOpt,
@@ -22,7 +23,7 @@ from edgesdk.cli._params import (
     ModelOpt,
     RecipeArg,
 )
-from edgesdk.deploy.flow import DeviceReport, deploy, rollback
+from edgesdk.deploy.flow import DeviceReport, deploy, deployment_status, rollback
 from edgesdk.deploy.inventory import Device, devices_in_group, resolve_device
 from edgesdk.export import list_images
 from edgesdk.recipe import load_recipe, override
@@ -90,15 +91,6 @@ def _megabytes(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n:,} B"
 
 
-def _built(build: dict[str, Any]) -> str:
-    """``ort fp32 (fp16 asked)``: the precision the engine really has, and the one asked when it differs."""
-    if not build:
-        return ""
-    asked, got = build.get("precision"), build.get("effective_precision") or build.get("precision")
-    text = f"{build.get('backend')} {got}" + (f" ({asked} asked)" if asked != got else "")
-    return text + (", cached" if build.get("cached") else "")
-
-
 def _table(reports: list[DeviceReport]) -> Table:
     table = Table(title="deploy", title_justify="left")
     errors = any(r.error for r in reports)
@@ -112,7 +104,7 @@ def _table(reports: list[DeviceReport]) -> Table:
             f"{r.files_sent} file{'' if r.files_sent == 1 else 's'}, {_megabytes(r.bytes_sent)}",
             str(r.files_skipped),
             (r.engine or "")[:8],
-            _built(r.build),
+            engine_label(r.build),
             f"{r.seconds:.1f}",
         ]
         table.add_row(*row, *([r.error or ""] if errors else []))
@@ -207,3 +199,42 @@ def rollback_cmd(
         f"[green]rolled back[/green] {recipe} on {target.name} to bundle {current[:12]} "
         f"(engine {result['engine']['engine'][:12]})"
     )
+
+
+@app.command("status")
+def status_cmd(
+    device: DeviceOpt = None,
+    group: GroupOpt = None,
+    accept_new: AcceptNewOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """What is deployed on a device: each recipe's bundle, engine, precision and earlier deployments."""
+    targets = _devices(device, group)
+    results = {d.name: deployment_status(d, settings.work_dir(), accept_new=accept_new) for d in targets}
+    if as_json:
+        print_json(results if len(results) > 1 else results[targets[0].name])
+        return
+    for name, status in results.items():
+        recipes = status.get("recipes") or {}
+        if not recipes:
+            err_console.print(f"{name}: nothing deployed ({status.get('home')})")
+            continue
+        table = Table(title=f"{name} ({status.get('home')})", title_justify="left")
+        for col in ("recipe", "bundle", "engine", "build", "activated", "earlier"):
+            table.add_column(col, no_wrap=col != "build")
+        for recipe_name, r in sorted(recipes.items()):
+            build = {"backend": r.get("backend"), "precision": r.get("precision")} if r.get("engine") else {}
+            build["effective_precision"] = r.get("effective_precision")
+            table.add_row(
+                recipe_name,
+                (r.get("current") or "-")[:8],
+                (r.get("engine") or "[red]missing[/red]")[:8],
+                engine_label(build) if r.get("engine") else "",
+                _when(r.get("activated")),
+                str(len(r.get("history") or [])),
+            )
+        out_console.print(table)
+
+
+def _when(epoch: float | None) -> str:
+    return "-" if not epoch else time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))

@@ -278,12 +278,22 @@ def rollback(recipe_name: str, device: Device, work_dir: Path, *, accept_new: bo
         return run_agent(transport, agent_argv(state, agent, "rollback", recipe_name), "rollback")
 
 
+def deployment_status(device: Device, work_dir: Path, *, accept_new: bool = False) -> dict[str, Any]:
+    """What is deployed on ``device``: the agent's ``status`` (``{"home", "recipes": {name: {...}}}``).
+
+    Each recipe has ``current`` (bundle id), ``history`` (earlier bundles, newest first),
+    ``activated`` (epoch seconds) and, when its engine is there, ``engine``, ``backend``,
+    ``backend_version``, ``precision``, ``effective_precision``, ``engine_bytes``, ``built``.
+    """
+    with _agent_session(device, work_dir, accept_new) as (transport, state, agent):
+        return run_agent(transport, agent_argv(state, agent, "status"), "status")
+
+
 def current_bundle(
     recipe_name: str, device: Device, work_dir: Path, *, accept_new: bool = False
 ) -> str | None:
     """The bundle id deployed for ``recipe_name`` on ``device`` now (None: not deployed there)."""
-    with _agent_session(device, work_dir, accept_new) as (transport, state, agent):
-        status = run_agent(transport, agent_argv(state, agent, "status"), "status")
+    status = deployment_status(device, work_dir, accept_new=accept_new)
     return (status.get("recipes", {}).get(recipe_name) or {}).get("current") or None
 
 

@@ -42,3 +42,14 @@ def test_help_and_version() -> None:
     assert _run("--help").returncode == 0
     out = _run("--version")
     assert out.returncode == 0 and out.stdout.startswith("edgesdk ")
+
+
+def test_status_of_a_fresh_local_device(tmp_path: Path) -> None:
+    import os
+
+    env = dict(os.environ, HOME=str(tmp_path), EDGESDK_WORK_DIR=str(tmp_path / "work"))
+    out = _run("status", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "local: nothing deployed" in out.stderr
+    out = _run("status", "--json", env=env)
+    assert out.returncode == 0 and '"recipes": {}' in out.stdout

@@ -9,7 +9,7 @@ import pytest
 
 from edgeagent.store import Store
 from edgesdk.bundle import write_bundle
-from edgesdk.deploy.flow import Prepared, deploy, deploy_device, prepare, rollback
+from edgesdk.deploy.flow import Prepared, deploy, deploy_device, deployment_status, prepare, rollback
 from edgesdk.deploy.inventory import LOCAL
 from edgesdk.errors import DeviceError
 from edgesdk.recipe import load_recipe, override
@@ -52,6 +52,12 @@ def test_deploy_redeploy_override_rollback(device_home: Path, models_dir: Path, 
     result = rollback("yunet", LOCAL, work)
     assert result["deployment"]["current"] == first.bundle
     assert result["engine"]["engine"] == first.engine and result["engine"]["cached"] is True
+
+    status = deployment_status(LOCAL, work)["recipes"]["yunet"]  # what `edgesdk status` shows
+    assert status["current"] == first.bundle and status["history"] == [changed.bundle]
+    assert status["engine"] == first.engine and status["backend"] == "ort"
+    assert (status["precision"], status["effective_precision"]) == ("fp16", "fp32")
+    assert status["engine_bytes"] > 300_000 and status["activated"] >= status["built"] > 0
 
 
 def test_dry_run_changes_nothing(device_home: Path, models_dir: Path, tmp_path: Path) -> None:
