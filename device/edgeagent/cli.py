@@ -85,7 +85,7 @@ def _install(args: argparse.Namespace, out: Emitter) -> None:
 
 @command("activate")
 def _activate(args: argparse.Namespace, out: Emitter) -> None:
-    out.result("activate", _store(args).activate(args.recipe, args.bundle_id))
+    out.result("activate", _store(args).activate(args.recipe, args.bundle_id, args.history))
 
 
 @command("rollback")
@@ -232,6 +232,11 @@ def _store_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     activate = add("activate", "make a bundle the recipe's current deployment")
     activate.add_argument("recipe")
     activate.add_argument("bundle_id")
+    activate.add_argument(
+        "--history",
+        nargs="*",
+        help="set the earlier deployments (newest first) instead of pushing the current one",
+    )
     rollback = add("rollback", "re-activate the previous deployment")
     rollback.add_argument("recipe")
     rollback.add_argument("--backend", default="auto", choices=("auto", "trt", "ort"))

@@ -160,13 +160,24 @@ class Store:
         names = [n[: -len(".json")] for n in files if n.endswith(".json") and _NAME.match(n[: -len(".json")])]
         return sorted(n for n in names if self.deployment(n)["current"])
 
-    def activate(self, recipe: str, bundle_id: str) -> Dict[str, Any]:
-        """Make ``bundle_id`` the recipe's current deployment (one atomic replace)."""
+    def activate(self, recipe: str, bundle_id: str, history: Optional[List[str]] = None) -> Dict[str, Any]:
+        """Make ``bundle_id`` the recipe's current deployment (one atomic replace).
+
+        ``history``: the earlier deployments to record, newest first (e.g. the ones a benchmark
+        found, so its own deploys do not become what ``rollback`` goes back to); default: the
+        current one goes on top of the existing history.
+        """
         _check_sha(bundle_id)
         if not os.path.isfile(self.path("bundles", bundle_id, "manifest.json")):
             raise BadInput(f"bundle {bundle_id[:12]} is not installed")
-        state = self.deployment(recipe)
-        history = [b for b in [state["current"]] + state["history"] if b and b != bundle_id][:KEEP_HISTORY]
+        if history is None:
+            state = self.deployment(recipe)
+            history = [state["current"]] + state["history"]
+        else:
+            history = [
+                b for b in history if os.path.isfile(self.path("bundles", _check_sha(b), "manifest.json"))
+            ]
+        history = [b for b in history if b and b != bundle_id][:KEEP_HISTORY]
         record = {"current": bundle_id, "history": history, "activated": round(time.time(), 3)}
         atomic_write(self.path("deployments", recipe + ".json"), json.dumps(record, sort_keys=True).encode())
         return record

@@ -20,7 +20,7 @@ from typing import Any
 
 from edgesdk.agentpkg import write_agent_zip
 from edgesdk.deploy.connect import open_transport
-from edgesdk.deploy.flow import current_bundle, deploy, reactivate
+from edgesdk.deploy.flow import deploy, deployment_status, reactivate
 from edgesdk.deploy.inventory import Device
 from edgesdk.deploy.sync import AgentPackage, Plan, agent_argv, agent_steps, execute, gather_state, run_agent
 from edgesdk.deploy.transport import Transport
@@ -208,7 +208,8 @@ def bench_on_device(
     args = ["bench", recipe.name, "--source", source, "--warmup", str(warmup), *camera_args(camera)]
     args += ["--frames", str(frames)] if frames is not None else []
     args += ["--duration", str(duration)] if duration is not None else []
-    before = current_bundle(recipe.name, device, work_dir, accept_new=accept_new)
+    found = deployment_status(device, work_dir, accept_new=accept_new)["recipes"].get(recipe.name) or {}
+    before, history = found.get("current"), list(found.get("history") or [])
     deployed, failed = before, True
     reports = []
     try:
@@ -233,17 +234,26 @@ def bench_on_device(
         failed = False
     finally:
         if before is not None and deployed != before:
-            _restore(recipe.name, before, device, work_dir, accept_new, say, quiet=failed)
+            _restore(recipe.name, (before, history), device, work_dir, accept_new, say, quiet=failed)
     return reports
 
 
 def _restore(
-    name: str, bundle: str, device: Device, work_dir: Path, accept_new: bool, say: EventFn, *, quiet: bool
+    name: str,
+    state: tuple[str, list[str]],
+    device: Device,
+    work_dir: Path,
+    accept_new: bool,
+    say: EventFn,
+    *,
+    quiet: bool,
 ) -> None:
-    """Re-activate the deployment a benchmark found; ``quiet``: only log a failure (another error is on its way)."""
+    """Put back the deployment a benchmark found, and its history (so ``rollback`` goes where it went
+    before, not to a benchmark's deploy); ``quiet``: only log a failure (another error is on its way)."""
+    bundle, history = state
     say("phase", {"what": "re-activate the earlier deployment"})
     try:
-        reactivate(name, bundle, device, work_dir, accept_new=accept_new)
+        reactivate(name, bundle, device, work_dir, history=history, accept_new=accept_new)
     except EdgeSdkError as err:
         if not quiet:
             raise

@@ -289,25 +289,25 @@ def deployment_status(device: Device, work_dir: Path, *, accept_new: bool = Fals
         return run_agent(transport, agent_argv(state, agent, "status"), "status")
 
 
-def current_bundle(
-    recipe_name: str, device: Device, work_dir: Path, *, accept_new: bool = False
-) -> str | None:
-    """The bundle id deployed for ``recipe_name`` on ``device`` now (None: not deployed there)."""
-    status = deployment_status(device, work_dir, accept_new=accept_new)
-    return (status.get("recipes", {}).get(recipe_name) or {}).get("current") or None
-
-
 def reactivate(
-    recipe_name: str, bundle_id: str, device: Device, work_dir: Path, *, accept_new: bool = False
+    recipe_name: str,
+    bundle_id: str,
+    device: Device,
+    work_dir: Path,
+    *,
+    history: Sequence[str] | None = None,
+    accept_new: bool = False,
 ) -> dict[str, Any]:
     """Make ``bundle_id`` (installed on the device earlier) the deployment of ``recipe_name`` again.
 
     Under the deploy lock: build its engine (a cache hit when it was built before), then
-    activate it, as a deploy's last steps do.
+    activate it, as a deploy's last steps do. ``history``: the earlier deployments to record
+    (newest first) instead of pushing the current one on top.
 
     Raises:
         DeviceError: the lock is busy, the bundle is gone, or the build failed.
     """
+    kept = [] if history is None else ["--history", *history]
     owner = new_owner()
     try:
         with _agent_session(device, work_dir, accept_new) as (transport, state, agent):
@@ -318,7 +318,11 @@ def reactivate(
                     "build engine",
                     agent=True,
                 ),
-                Run(agent_argv(state, agent, "activate", recipe_name, bundle_id), "activate", agent=True),
+                Run(
+                    agent_argv(state, agent, "activate", recipe_name, bundle_id, *kept),
+                    "activate",
+                    agent=True,
+                ),
                 Run(agent_argv(state, agent, "unlock", "--owner", owner), "unlock", agent=True, always=True),
             ]
             done = execute(transport, Plan(device.name, steps, 0, 0, 0, bundle_id, ""))

@@ -87,6 +87,17 @@ def test_activate_history_and_rollback(store: Store) -> None:
         store.rollback("never-deployed")
 
 
+def test_activate_with_an_explicit_history(store: Store) -> None:
+    first, second, third = (_bundle(store, "m", p) for p in (b"1", b"2", b"3"))
+    store.activate("m", first)
+    store.activate("m", third)
+    gone = "e" * 64  # not installed: left out of the recorded history
+    store.activate("m", second, history=[first, gone, second])  # a benchmark putting things back
+    assert store.deployment("m") == {"current": second, "history": [first]}
+    store.activate("m", first, history=[])
+    assert store.deployment("m") == {"current": first, "history": []}
+
+
 def test_deployed_lists_the_recipes_with_a_current_deployment(store: Store) -> None:
     assert store.deployed() == []
     store.activate("yolo", _bundle(store, "yolo", b"1"))

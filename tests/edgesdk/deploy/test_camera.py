@@ -89,7 +89,8 @@ def test_bench_leaves_the_earlier_deployment_active(
     [data] = bench_on_device(LOCAL, _yunet320(), tmp_path / "w", precisions=["fp32"], source=gif,
                              frames=5, warmup=1, model_dir=models_dir)  # fmt: skip
     assert data["requested_precision"] == "fp32" and data["engine"] != first.engine  # it ran its own build
-    assert store.deployment("yunet")["current"] == first.bundle  # ... and put the user's back
+    # ... and put the user's back, with its history: `rollback` must not go to the benchmark's deploy
+    assert store.deployment("yunet") == {"current": first.bundle, "history": []}
     active = EngineCache(store.path("engines")).active("yunet")
     assert active is not None and active.key == first.engine
 
