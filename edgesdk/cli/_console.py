@@ -63,3 +63,8 @@ def engine_label(build: Mapping[str, Any]) -> str:
     got = build.get("effective_precision") or asked
     text = f"{build.get('backend')} {got}" + (f" ({asked} asked)" if asked != got else "")
     return text + (", cached" if build.get("cached") else "")
+
+
+def megabytes(n: int) -> str:
+    """``7.9 MB`` (``2,125 B`` below 0.1 MB)."""
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n:,} B"

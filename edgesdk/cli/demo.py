@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from edgesdk.cli._console import err_console, next_step, out_console, print_json
+from edgesdk.cli._console import err_console, megabytes, next_step, out_console, print_json
 from edgesdk.cli._params import JsonOpt, ModelDirOpt
 from edgesdk.demo import DEFAULT_RECIPE, run_demo
 from edgesdk.report import check_report
@@ -32,7 +32,7 @@ def demo_cmd(
     assert d is not None
     out_console.print(f"[bold]{result.recipe}[/bold] on [bold]{result.device}[/bold]")
     out_console.print(
-        f"  deploy   sent {d.files_sent} files ({d.bytes_sent:,} B), skipped {d.files_skipped}; "
+        f"  deploy   sent {d.files_sent} files ({megabytes(d.bytes_sent)}), skipped {d.files_skipped}; "
         f"engine {(d.engine or '')[:12]} ({d.build.get('backend')} {d.build.get('effective_precision')}, "
         f"{'cached' if d.build.get('cached') else 'built'}) in {d.seconds:.1f} s"
     )

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColum
 from rich.table import Table
 
 from edgesdk import settings
-from edgesdk.cli._console import engine_label, err_console, next_step, out_console, print_json
+from edgesdk.cli._console import engine_label, err_console, megabytes, next_step, out_console, print_json
 from edgesdk.cli._params import (
     AcceptNewOpt,
     CalibrationOpt,
@@ -87,10 +87,6 @@ class _Bars:
                 )
 
 
-def _megabytes(n: int) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n:,} B"
-
-
 def _table(reports: list[DeviceReport]) -> Table:
     table = Table(title="deploy", title_justify="left")
     errors = any(r.error for r in reports)
@@ -101,7 +97,7 @@ def _table(reports: list[DeviceReport]) -> Table:
         row = [
             r.device,
             "[green]yes[/green]" if r.ok else "[red]no[/red]",
-            f"{r.files_sent} file{'' if r.files_sent == 1 else 's'}, {_megabytes(r.bytes_sent)}",
+            f"{r.files_sent} file{'' if r.files_sent == 1 else 's'}, {megabytes(r.bytes_sent)}",
             str(r.files_skipped),
             (r.engine or "")[:8],
             engine_label(r.build),
