@@ -40,11 +40,20 @@ ViewOpt = Annotated[
 
 def stats_line(data: dict[str, Any]) -> Text:
     """One status line from a pipeline ``stats`` event."""
-    stages = "  ".join(f"{k} {v:.1f}" for k, v in (data.get("stage_ms") or {}).items() if v is not None)
-    return Text.from_markup(
-        f"[bold]{data.get('fps') or 0:.1f} FPS[/bold]  frames {data.get('frames_out', 0)}  "
-        f"dropped {data.get('dropped', 0)}  [dim]ms: {stages}[/dim]"
+    stage_ms = data.get("stage_ms") or {}
+    # fits 80 columns: short stage names, the (near-zero) sink stage only when it costs something
+    stages = " ".join(
+        f"{_SHORT.get(k, k)} {v:.1f}"
+        for k, v in stage_ms.items()
+        if v is not None and (k != "sink" or v >= 0.5)
     )
+    return Text.from_markup(
+        f"[bold]{data.get('fps') or 0:.1f} FPS[/bold]  {data.get('frames_out', 0)} frames  "
+        f"{data.get('dropped', 0)} dropped  [dim]ms: {stages}[/dim]"
+    )
+
+
+_SHORT = {"capture": "cap", "preprocess": "pre", "postprocess": "post"}
 
 
 @app.command("run")
