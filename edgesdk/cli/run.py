@@ -47,9 +47,11 @@ def stats_line(data: dict[str, Any]) -> Text:
         for k, v in stage_ms.items()
         if v is not None and (k != "sink" or v >= 0.5)
     )
+    dropped = data.get("dropped") or 0
     return Text.from_markup(
         f"[bold]{data.get('fps') or 0:.1f} FPS[/bold]  {data.get('frames_out', 0)} frames  "
-        f"{data.get('dropped', 0)} dropped  [dim]ms: {stages}[/dim]"
+        + (f"{dropped} dropped  " if dropped else "")
+        + f"[dim]{stages} ms[/dim]"
     )
 
 
