@@ -86,7 +86,9 @@ def run(home: str, recipe: str, source_uri: str, sink_uris: List[str], *, frames
 
     deployment = load_deployment(home, recipe)
     source = open_source(
-        source_uri, on_event=lambda e: out.event("source", {"kind": e.kind, "message": e.message})
+        source_uri,
+        on_event=lambda e: out.event("source", {"kind": e.kind, "message": e.message}),
+        **(source_options or {}),
     )
     sinks = _sinks(sink_uris)
     for sink in sinks:

@@ -77,6 +77,20 @@ def test_bench_local_report(local_home: Path, models_dir: Path, tmp_path: Path, 
     assert Path(data["report_path"]).is_file()  # the agent kept its own copy on the device
 
 
+def test_run_passes_the_source_options(
+    local_home: Path, models_dir: Path, tmp_path: Path, gif: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cv2
+
+    [report] = deploy(_yunet320(), [LOCAL], tmp_path / "w", model_dir=models_dir)
+    assert report.ok, report.error
+    monkeypatch.chdir(tmp_path)
+    run_on_device(LOCAL, "yunet", tmp_path / "w", source=gif, sinks=["small/"], frames=3,
+                  camera={"width": 160, "height": 120})  # fmt: skip
+    shapes = {cv2.imread(str(p)).shape for p in (tmp_path / "small").glob("*.jpg")}
+    assert shapes == {(120, 160, 3)}  # files are resized to --width x --height
+
+
 def test_bench_leaves_the_earlier_deployment_active(
     local_home: Path, models_dir: Path, tmp_path: Path, gif: str
 ) -> None:
