@@ -49,11 +49,14 @@ class Frame(NamedTuple):
         index: 0-based frame number in capture order (keeps counting across reconnects/loops).
         image_bgr: (H, W, 3) uint8 BGR image as OpenCV returns it.
         t_capture: ``time.monotonic()`` seconds when the read returned.
+        name: the image file's name for image sources (what ``edgesdk eval --detections``
+            matches to labels), None for video and cameras.
     """
 
     index: int  # type: ignore[assignment]  # shadows tuple.index on purpose: frame.index is the number
     image_bgr: np.ndarray
     t_capture: float
+    name: Optional[str] = None
 
 
 class SourceEvent(NamedTuple):
@@ -339,7 +342,7 @@ class ImageSource(Source):
                     continue
                 if self._frame_op is not None:
                     image = self._frame_op(image)
-                yield Frame(index, image, time.monotonic())
+                yield Frame(index, image, time.monotonic(), os.path.basename(path))
                 index += 1
             passes += 1
             if self._loop >= 0 and passes > self._loop:

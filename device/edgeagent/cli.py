@@ -152,8 +152,12 @@ def _run(args: argparse.Namespace, out: Emitter) -> None:
     from edgeagent.build import agent_home
     from edgeagent.runner import run
 
+    thresholds = {
+        k: v for k, v in (("conf_threshold", args.conf), ("max_detections", args.max_det)) if v is not None
+    }
     data = run(agent_home(args.home), args.recipe, args.source, args.sink or [], frames=args.frames,
-               duration=args.duration, out=out, source_options=_source_options(args))  # fmt: skip
+               duration=args.duration, out=out, source_options=_source_options(args),
+               thresholds=thresholds)  # fmt: skip
     out.result("run", data)
 
 
@@ -214,6 +218,10 @@ def _camera_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         if name == "run":
             p.add_argument(
                 "--sink", action="append", help="display://, out.mp4, mjpeg://:8080, x.jsonl, dir://out/"
+            )
+            p.add_argument("--conf", type=float, help="score threshold instead of the recipe's")
+            p.add_argument(
+                "--max-det", type=int, help="detections per frame at most, instead of the recipe's"
             )
         else:
             p.add_argument("--warmup", type=int, default=10, help="engine runs before timing")

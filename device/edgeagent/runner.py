@@ -79,12 +79,20 @@ def _sinks(uris: List[str]) -> List[Any]:
 
 
 def run(home: str, recipe: str, source_uri: str, sink_uris: List[str], *, frames: Optional[int],
-        duration: Optional[float], out: Emitter, source_options: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:  # fmt: skip
-    """Run the deployed model on a source into sinks until the source ends or a limit is hit."""
-    from edgeagent.pipeline import Pipeline
+        duration: Optional[float], out: Emitter, source_options: Optional[Dict[str, Any]] = None,
+        thresholds: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:  # fmt: skip
+    """Run the deployed model on a source into sinks until the source ends or a limit is hit.
+
+    ``thresholds``: ``conf_threshold`` / ``max_detections`` instead of the recipe's (e.g. 0.001 and
+    300 to score the detections with ``edgesdk eval --detections``).
+    """
+    from edgeagent.pipeline import Pipeline, model_params
     from edgeagent.sources import open_source
 
     deployment = load_deployment(home, recipe)
+    params = model_params(deployment.manifest)
+    if thresholds:
+        params = params._replace(postprocess=dict(params.postprocess, **thresholds))
     source = open_source(
         source_uri,
         on_event=lambda e: out.event("source", {"kind": e.kind, "message": e.message}),
@@ -97,7 +105,7 @@ def run(home: str, recipe: str, source_uri: str, sink_uris: List[str], *, frames
             out.event("sink", {"uri": getattr(sink, "uri", ""), "url": url})
     backend = open_backend(deployment)
     with backend:
-        pipeline = Pipeline(source, backend, deployment.manifest, sinks, on_stats=_stats_event(out))
+        pipeline = Pipeline(source, backend, params, sinks, on_stats=_stats_event(out))
         stats = pipeline.run(max_frames=frames, duration=duration)
     summary = stats.summary()
     summary.update(recipe=recipe, engine=deployment.engine_key, backend=deployment.fingerprint.get("backend"))

@@ -246,6 +246,7 @@ class JsonlSink(Sink):
             "time": round(time.time(), 6),
             "t_capture": round(float(frame.t_capture), 6),
             "latency_ms": stats.get("latency_ms"),
+            **({"file": frame.name} if frame.name is not None else {}),
             "detections": {
                 "boxes": np.round(np.asarray(detections.boxes, np.float64), 2).tolist(),
                 "scores": np.round(np.asarray(detections.scores, np.float64), 4).tolist(),

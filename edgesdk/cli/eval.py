@@ -44,6 +44,16 @@ MinSizeOpt = Annotated[
 ]
 
 
+DetectionsOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--detections",
+        help="score these device detections (`edgesdk run … --conf 0.001 --sink dets.jsonl` on the "
+        "--data images) instead of running the model here",
+    ),
+]
+
+
 @app.command("eval")
 def eval_cmd(
     recipe: RecipeArg,
@@ -57,6 +67,7 @@ def eval_cmd(
     calibrator: CalibratorsOpt = None,
     images: CalibImagesOpt = None,
     count: CalibCountOpt = None,
+    detections: DetectionsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the exported model (onnxruntime) over labelled images; print COCO mAP@0.5 and mAP@0.5:0.95.
@@ -64,10 +75,24 @@ def eval_cmd(
     Protocol: score >= 0.001, at most 300 detections per image, the recipe's NMS IoU
     (not the run-time thresholds). Face recipes evaluate single-class; with annotations.json
     beside the images (WIDER subset) they are resized to their natural aspect first.
-    With --precision int8 the int8 Q/DQ simulation(s) are scored too, side by side.
+    With --precision int8 the int8 Q/DQ simulation(s) are scored too, side by side. With
+    --detections, what the device found (`edgesdk run` on these images) is scored instead.
     """
 
     spec = load_recipe(recipe)
+    if detections is not None:
+        if precision is Precision.int8 or model is not None:
+            raise typer.BadParameter(
+                "--detections scores what the device found: no --precision int8 or --model"
+            )
+        from edgesdk.eval.device import evaluate_detections
+
+        result = evaluate_detections(spec, data, detections, limit=limit, min_size=min_size)
+        if as_json:
+            print_json(result.to_json())
+        else:
+            _render(result)
+        return
     if precision is Precision.int8:
         run_int8(
             spec,
@@ -118,7 +143,7 @@ def _render(result: EvalResult) -> None:
         str(result.images),
         f"{100 * result.map50:.1f}",
         f"{100 * result.map50_95:.1f}",
-        f"{result.images_per_s:.1f}",
+        f"{result.images_per_s:.1f}" if result.seconds > 0 else "-",
     )
     out_console.print(table)
     for note in result.notes:

@@ -33,6 +33,16 @@ HeightOpt = Annotated[Optional[int], typer.Option("--height", help="camera captu
 FpsOpt = Annotated[Optional[float], typer.Option("--fps", help="camera frame rate (csi, v4l2)")]
 FlipOpt = Annotated[Optional[str], typer.Option("--flip", help="csi: none, rotate-180, horizontal, … or 0-7")]
 CodecOpt = Annotated[Optional[str], typer.Option("--codec", help="v4l2: raw|mjpeg; rtsp: h264|h265")]
+ConfOpt = Annotated[
+    Optional[float],
+    typer.Option(
+        "--conf", min=0.0, max=1.0, help="score threshold instead of the recipe's (0.001 to score with eval)"
+    ),
+]
+MaxDetOpt = Annotated[
+    Optional[int],
+    typer.Option("--max-det", min=1, help="detections per frame at most, instead of the recipe's"),
+]
 ViewOpt = Annotated[
     bool, typer.Option("--view", help="stream the annotated video to a browser on this machine")
 ]
@@ -72,10 +82,16 @@ def run_cmd(
     fps: FpsOpt = None,
     flip: FlipOpt = None,
     codec: CodecOpt = None,
+    conf: ConfOpt = None,
+    max_det: MaxDetOpt = None,
     accept_new: AcceptNewOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a deployed recipe on a camera or video ON the device; FPS and per-stage ms stream here."""
+    """Run a deployed recipe on a camera or video ON the device; FPS and per-stage ms stream here.
+
+    To score the device's own detections: run on a labelled images folder with `--conf 0.001
+    --max-det 300 --sink dets.jsonl`, then `edgesdk eval RECIPE --data DIR --detections dets.jsonl`.
+    """
     target = resolve_device(device or "local")
     with live_line(as_json) as live:
 
@@ -89,7 +105,7 @@ def run_cmd(
 
         result = run_on_device(
             target, recipe, settings.work_dir(), source=source, sinks=sink or [], frames=frames, duration=duration,
-            view=view, accept_new=accept_new, on_event=on_event,
+            view=view, accept_new=accept_new, on_event=on_event, conf=conf, max_det=max_det,
             camera={"width": width, "height": height, "fps": fps, "flip": flip, "codec": codec},
         )  # fmt: skip
     summary = result.summary

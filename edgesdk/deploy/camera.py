@@ -130,6 +130,8 @@ def run_on_device(
     view: bool = False,
     view_port: int = 0,
     camera: dict[str, Any] | None = None,
+    conf: float | None = None,
+    max_det: int | None = None,
     accept_new: bool = False,
     on_event: EventFn | None = None,
 ) -> RunResult:
@@ -153,6 +155,8 @@ def run_on_device(
             args += ["--frames", str(frames)]
         if duration is not None:
             args += ["--duration", str(duration)]
+        args += ["--conf", repr(conf)] if conf is not None else []
+        args += ["--max-det", str(max_det)] if max_det is not None else []
         forward: PortForward | None = None
         result = RunResult({})
 

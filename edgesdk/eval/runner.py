@@ -128,7 +128,7 @@ def _batches(records: Sequence[ImageRecord], size: int) -> Iterator[Sequence[Ima
         yield records[start : start + size]
 
 
-def _check_classes(recipe: Recipe, dataset: Dataset) -> Dataset:
+def check_classes(recipe: Recipe, dataset: Dataset) -> Dataset:
     """Fail when the labels use more classes than the model has; name unnamed classes after the model's."""
     from edgeagent.vision.classes import class_names
 
@@ -143,7 +143,21 @@ def _check_classes(recipe: Recipe, dataset: Dataset) -> Dataset:
     return dataset
 
 
-def _notes(dataset: Dataset) -> list[str]:
+def protocol(recipe: Recipe, dataset: Dataset) -> dict[str, Any]:
+    """How a result was scored (``EvalResult.protocol``)."""
+    return {
+        "metric": "pycocotools COCOeval bbox",
+        "score_threshold": EVAL_SCORE_THRESHOLD,
+        "max_detections": EVAL_MAX_DETECTIONS,
+        "max_dets": list(MAX_DETS),
+        "iou_threshold": recipe.postprocess.iou_threshold,
+        "single_class": dataset.single_class,
+        "min_size": dataset.min_size,
+        "aspect_restored": dataset.aspect_restored,
+    }
+
+
+def dataset_notes(dataset: Dataset) -> list[str]:
     notes = []
     if dataset.aspect_restored:
         notes.append(
@@ -291,7 +305,7 @@ def evaluate(
         ModelFormatError: the model's outputs do not fit the recipe's decoder.
     """
     dataset = load_dataset(Path(data_dir), single_class=recipe.task == "face", min_size=min_size, limit=limit)
-    dataset = _check_classes(recipe, dataset)
+    dataset = check_classes(recipe, dataset)
     runner = _Model.create(_session(recipe, model_dir, model, model_override), recipe)
     detections, seconds = _detect_all(runner, dataset, progress)
     scores = coco_map(to_coco_gt(dataset), detections)
@@ -307,19 +321,10 @@ def evaluate(
         images=images,
         seconds=seconds,
         images_per_s=images / seconds if seconds > 0 else float("inf"),
-        protocol={
-            "metric": "pycocotools COCOeval bbox",
-            "score_threshold": EVAL_SCORE_THRESHOLD,
-            "max_detections": EVAL_MAX_DETECTIONS,
-            "max_dets": list(MAX_DETS),
-            "iou_threshold": recipe.postprocess.iou_threshold,
-            "single_class": dataset.single_class,
-            "min_size": dataset.min_size,
-            "aspect_restored": dataset.aspect_restored,
-        },
+        protocol=protocol(recipe, dataset),
         ap50_per_class=scores.ap50_per_class,
         num_gt=scores.num_gt,
         num_ignored=dataset.num_ignored,
         num_detections=scores.num_detections,
-        notes=_notes(dataset),
+        notes=dataset_notes(dataset),
     )

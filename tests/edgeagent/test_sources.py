@@ -132,6 +132,8 @@ def test_images_and_folders(sample_images: dict, tmp_path: Path) -> None:
         (720, 1280),
     ]  # broken skipped; bus, zidane
     assert [e.kind for e in events] == ["skipped"] and "broken.jpg" in events[0].message
+    assert [f.name for f in frames] == ["bus.jpg", "zidane.jpg"]  # what eval --detections matches
+    assert one[0].name == Path(sample_images["zidane"]).name
 
 
 def test_empty_folder_is_an_error(tmp_path: Path) -> None:
