@@ -200,7 +200,14 @@ class ImageDirSink(Sink):
         self._params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if ext == "jpg" else []
 
     def write(self, frame: Frame, detections: Detections, stats: Mapping[str, Any]) -> None:
-        name = os.path.join(self.path, f"{frame.index:06d}.{self.ext}")
+        # image sources: the annotated copy keeps the file's name (after the frame number, which
+        # keeps copies of repeated passes apart and the folder in frame order)
+        stem = (
+            f"{frame.index:06d}"
+            if frame.name is None
+            else f"{frame.index:06d}-{os.path.splitext(frame.name)[0]}"
+        )
+        name = os.path.join(self.path, f"{stem}.{self.ext}")
         if not cv2.imwrite(name, frame.image_bgr, self._params):
             raise SinkError(f"{self.uri}: cannot write {name}", "check free space and permissions")
 
@@ -208,7 +215,8 @@ class ImageDirSink(Sink):
 class JsonlSink(Sink):
     """One JSON object per line and frame (line-buffered, so ``tail -f`` works).
 
-    Line: ``{"index", "time" (unix s), "t_capture" (monotonic s), "latency_ms", "detections":
+    Line: ``{"index", "time" (unix s), "t_capture" (monotonic s), "latency_ms", "file" (image
+    sources only: the image's name), "detections":
     {"boxes": [[x1, y1, x2, y2] px], "scores", "class_ids", "classes", "landmarks": [[[x, y]…]] | null}}``.
     """
 

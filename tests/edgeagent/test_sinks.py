@@ -137,9 +137,10 @@ def test_image_folder(tmp_path: Path) -> None:
     sink.start(INFO)
     for i in (0, 1, 12):
         sink.write(_frame(i), Detections.empty(), {})
+    sink.write(_frame(13)._replace(name="bus.jpg"), Detections.empty(), {})  # from an image source
     sink.close()
     names = sorted(p.name for p in (tmp_path / "shots").iterdir())
-    assert names == ["000000.png", "000001.png", "000012.png"]
+    assert names == ["000000.png", "000001.png", "000012.png", "000013-bus.png"]
     image = cv2.imread(str(tmp_path / "shots" / "000012.png"))
     assert image is not None
     assert np.array_equal(image, _frame(12).image_bgr)  # PNG is lossless
