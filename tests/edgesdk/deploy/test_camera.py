@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edgesdk.deploy.camera import bench_on_device, run_on_device
-from edgesdk.deploy.flow import deploy
+from edgesdk.deploy.flow import deploy, deployment_status
 from edgesdk.deploy.inventory import LOCAL
 from edgesdk.errors import DeviceError
 from edgesdk.recipe import load_recipe, override
@@ -150,6 +150,13 @@ def test_run_over_ssh_with_view(
     assert b"<img" in seen["page"]
     assert seen["snapshot"][:2] == b"\xff\xd8"  # a JPEG frame, forwarded over SSH
     assert result.summary["stop_reason"] in ("duration", "end") and result.summary["frames_out"] > 0
+
+    # a benchmark over SSH puts the deployment back, with its history (`edgesdk status` reads it)
+    [data] = bench_on_device(device, _yunet320(), tmp_path / "w", precisions=["fp32"], source=video,
+                             frames=5, warmup=1, model_dir=models_dir)  # fmt: skip
+    assert data["device"] == "cam" and data["engine"] != report.engine
+    status = deployment_status(device, tmp_path / "w")["recipes"]["yunet"]
+    assert (status["current"], status["history"], status["engine"]) == (report.bundle, [], report.engine)
 
 
 def test_relative_paths_on_local_are_from_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
