@@ -22,6 +22,8 @@ Usage::
 
 ``--match affine`` matches the refitted layers' output statistics to the original's after the
 least-squares refit (:mod:`edgesdk.slim.statmatch`; ``--match-layers`` picks other layers).
+``--activation-aware`` makes the refit weigh rows by the activation after each layer
+(:func:`edgesdk.slim.reconstruct.refit`).
 """
 
 from __future__ import annotations
@@ -129,7 +131,13 @@ def _row(
     refit = None
     if plan.reconstruct and not args.latency_only:
         match = None if args.match == "none" else args.match
-        refit = reconstructor(subject.model, subject.feeds, match=match, match_layers=args.match_layers)
+        refit = reconstructor(
+            subject.model,
+            subject.feeds,
+            match=match,
+            match_layers=args.match_layers,
+            activation_aware=args.activation_aware,
+        )
     slim = apply_plan(subject.model, plan, reconstruct=refit)
     seconds = time.perf_counter() - started
     after = static_stats(slim)
@@ -240,6 +248,11 @@ def main() -> None:
         help="statistics matching after the refit (edgesdk.slim.statmatch)",
     )
     parser.add_argument("--match-layers", choices=["refitted", "downstream", "unfitted"], default="refitted")
+    parser.add_argument(
+        "--activation-aware",
+        action="store_true",
+        help="refit weighted by where the next activation is flat (reconstruct.refit(activation_aware=True))",
+    )
     parser.add_argument(
         "--targets", default="flops", help="comma list of make_plan targets: flops, latency (one row each)"
     )
