@@ -24,8 +24,9 @@ def test_default_policy_is_bounded() -> None:
 
 def test_frame_is_a_named_tuple() -> None:
     frame = Frame(3, None, 1.5)  # type: ignore[arg-type]
-    index, image, t = frame
-    assert (frame.index, index, t) == (3, 3, 1.5)
+    index, image, t, name = frame
+    assert (frame.index, index, t, name) == (3, 3, 1.5, None)  # name: image sources only
+    assert Frame(0, None, 0.0, "bus.jpg").name == "bus.jpg"  # type: ignore[arg-type]
 
 
 def test_bad_give_up_policy(data_dir: Path) -> None:
