@@ -219,13 +219,12 @@ def status_cmd(
         for col in ("recipe", "bundle", "engine", "build", "activated", "earlier"):
             table.add_column(col, no_wrap=col != "build")
         for recipe_name, r in sorted(recipes.items()):
-            build = {"backend": r.get("backend"), "precision": r.get("precision")} if r.get("engine") else {}
-            build["effective_precision"] = r.get("effective_precision")
+            engine = r.get("engine")
             table.add_row(
                 recipe_name,
                 (r.get("current") or "-")[:8],
-                (r.get("engine") or "[red]missing[/red]")[:8],
-                engine_label(build) if r.get("engine") else "",
+                engine[:8] if engine else "[red]missing[/red]",
+                engine_label(r) if engine else "",
                 _when(r.get("activated")),
                 str(len(r.get("history") or [])),
             )
