@@ -214,7 +214,7 @@ def bench_on_device(
     args += ["--duration", str(duration)] if duration is not None else []
     found = deployment_status(device, work_dir, accept_new=accept_new)["recipes"].get(recipe.name) or {}
     before, history = found.get("current"), list(found.get("history") or [])
-    deployed, failed = before, True
+    changed, failed = False, True  # changed: a deploy made another bundle current (history grew)
     reports = []
     try:
         for precision in precisions:
@@ -228,7 +228,7 @@ def bench_on_device(
                     f"deploy of {recipe.name} ({precision}) to {device.name} failed: {report.error}",
                     hint=report.hint,
                 )
-            deployed = report.bundle
+            changed = changed or report.bundle != before
             say("phase", {"what": f"bench {precision}"})
             agent = _agent(work_dir)
             with open_transport(device, accept_new=accept_new) as transport:
@@ -237,7 +237,7 @@ def bench_on_device(
             reports.append(dict(data, device=device.name, requested_precision=precision))
         failed = False
     finally:
-        if before is not None and deployed != before:
+        if before is not None and changed:
             _restore(recipe.name, (before, history), device, work_dir, accept_new, say, quiet=failed)
     return reports
 

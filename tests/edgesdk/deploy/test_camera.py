@@ -100,9 +100,10 @@ def test_bench_leaves_the_earlier_deployment_active(
     store = Store(str(local_home / ".edgeagent"))
     [first] = deploy(_yunet320(), [LOCAL], tmp_path / "w", model_dir=models_dir)  # the recipe's fp16
     assert first.ok, first.error
-    [data] = bench_on_device(LOCAL, _yunet320(), tmp_path / "w", precisions=["fp32"], source=gif,
-                             frames=5, warmup=1, model_dir=models_dir)  # fmt: skip
-    assert data["requested_precision"] == "fp32" and data["engine"] != first.engine  # it ran its own build
+    fp32, fp16 = bench_on_device(LOCAL, _yunet320(), tmp_path / "w", precisions=["fp32", "fp16"], source=gif,
+                                 frames=5, warmup=1, model_dir=models_dir)  # fmt: skip
+    assert fp32["requested_precision"] == "fp32" and fp32["engine"] != first.engine  # it ran its own build
+    assert fp16["engine"] == first.engine  # the last precision is the user's own bundle again...
     # ... and put the user's back, with its history: `rollback` must not go to the benchmark's deploy
     assert store.deployment("yunet") == {"current": first.bundle, "history": []}
     active = EngineCache(store.path("engines")).active("yunet")
