@@ -59,14 +59,14 @@ class _Bars:
         self.tasks: dict[str, TaskID] = {}
         self.base: dict[str, int] = {}
         self.current: dict[str, int] = {}
+        self.totals: dict[str, int] = {}
         self.lock = threading.Lock()
 
     def __call__(self, device: str, kind: str, data: dict[str, Any]) -> None:
         with self.lock:
             if kind == "plan":
-                self.tasks[device] = self.progress.add_task(
-                    device, total=max(int(data["bytes"]), 1), step="push"
-                )
+                self.totals[device] = int(data["bytes"])
+                self.tasks[device] = self.progress.add_task(device, total=self.totals[device], step="push")
                 self.base[device], self.current[device] = 0, 0
             elif kind == "put" and device in self.tasks:
                 self.base[device] += self.current[device]
@@ -81,6 +81,11 @@ class _Bars:
                 self.progress.console.print(
                     f"[yellow]{data['level']} ({device}):[/yellow] {data.get('message')}"
                 )
+            elif kind == "done" and device in self.tasks:
+                # the last step's name ("unlock") would otherwise stay on the finished bar
+                task = self.tasks[device]
+                step = "done" if data.get("ok") else "[red]failed[/red] (see below)"
+                self.progress.update(task, completed=self.totals[device], step=step)
             elif kind == "progress" and device in self.tasks and data.get("phase"):
                 self.progress.update(
                     self.tasks[device], step=f"{data['phase']} {data.get('done')}/{data.get('total')}"

@@ -196,6 +196,7 @@ def deploy_device(
     finally:
         owner_done(owner)
         report.seconds = time.perf_counter() - started
+        say(device.name, "done", {"ok": report.ok})
     return report
 
 
