@@ -109,6 +109,8 @@ def run(home: str, recipe: str, source_uri: str, sink_uris: List[str], *, frames
         stats = pipeline.run(max_frames=frames, duration=duration)
     summary = stats.summary()
     summary.update(recipe=recipe, engine=deployment.engine_key, backend=deployment.fingerprint.get("backend"))
+    # where the file sinks wrote, as absolute paths on this machine (the host prints them)
+    summary["outputs"] = [os.path.abspath(s.path) for s in sinks if isinstance(getattr(s, "path", None), str)]
     return summary
 
 

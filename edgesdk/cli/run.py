@@ -116,3 +116,6 @@ def run_cmd(
         f"[green]done[/green] ({summary.get('stop_reason')}): {summary.get('frames_out')} frames, "
         f"{summary.get('fps') or 0:.1f} FPS, {summary.get('dropped')} dropped"
     )
+    where = "" if target.is_local else f" on {target.name}"
+    for path in summary.get("outputs") or []:
+        err_console.print(f"wrote {path}{where}", markup=False, highlight=False)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 from edgesdk.agentpkg import write_agent_zip
 from edgesdk.deploy.connect import open_transport
@@ -32,13 +33,28 @@ EventFn = Callable[[str, dict[str, Any]], None]
 log = logging.getLogger(__name__)
 
 
+_PATH_SCHEMES = ("file", "dir", "jsonl")
+"""URI schemes whose location is a path on the device (``dir://frames``, ``jsonl://dets.jsonl``)."""
+
+
 def on_device(uri: str, device: Device) -> str:
     """``uri`` as the agent must see it: on ``local`` a relative path is relative to this process's
-    directory (where the user typed it), not to the agent's working directory (the home folder)."""
-    if not device.is_local or not uri or "://" in uri or os.path.isabs(uri):
+    directory (where the user typed it), not to the agent's working directory (the home folder).
+    That holds for bare paths and for the path schemes (``dir://frames`` → ``dir:///abs/frames``)."""
+    if not device.is_local or not uri:
         return uri
-    absolute = os.path.abspath(uri)
-    return absolute + "/" if uri.endswith("/") else absolute  # a trailing "/" makes a folder sink
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        if os.path.isabs(uri):
+            return uri
+        absolute = os.path.abspath(uri)
+        return absolute + "/" if uri.endswith("/") else absolute  # a trailing "/" makes a folder sink
+    parts = urlsplit(uri)
+    location = unquote(parts.netloc + parts.path)
+    if scheme.lower() not in _PATH_SCHEMES or not location or os.path.isabs(location):
+        return uri
+    path = quote(os.path.abspath(location), safe="/")
+    return f"{scheme}://{path}" + (f"?{parts.query}" if parts.query else "")
 
 
 def camera_args(camera: dict[str, Any] | None) -> list[str]:

@@ -54,6 +54,7 @@ def test_run_local_whole_file_to_jsonl(
     result = run_on_device(LOCAL, "yunet", tmp_path / "w", source="clips/face.gif", sinks=["faces.jsonl", "frames/"],
                            on_event=lambda k, d: stats.append(d) if k == "stats" else None)  # fmt: skip
     assert result.summary["frames_out"] == GIF_FRAMES and result.summary["stop_reason"] == "end"
+    assert result.summary["outputs"] == [str(here / "faces.jsonl"), str(here / "frames")]  # `run` prints them
     assert stats and stats[-1]["final"] is True
     assert (
         len(list((here / "frames").glob("*.jpg"))) == GIF_FRAMES and not (local_home / "faces.jsonl").exists()
@@ -167,6 +168,17 @@ def test_relative_paths_on_local_are_from_here(tmp_path: Path, monkeypatch: pyte
     monkeypatch.chdir(tmp_path)
     assert on_device("clips/a.mp4", LOCAL) == str(tmp_path / "clips" / "a.mp4")
     assert on_device("frames/", LOCAL) == str(tmp_path / "frames") + "/"  # still a folder sink
-    for uri in ("csi://0", "/dev/video0", "rtsp://cam/stream", "mjpeg://:8080", "jsonl://d.jsonl"):
+    for uri in (
+        "csi://0",
+        "/dev/video0",
+        "rtsp://cam/stream",
+        "mjpeg://:8080",
+        "jsonl:///tmp/d.jsonl",
+        "dir:///x",
+    ):
         assert on_device(uri, LOCAL) == uri
+    # the path schemes too (`dir://frames` wrote into the agent's home), options and spaces kept
+    assert on_device("dir://frames?ext=png", LOCAL) == f"dir://{tmp_path}/frames?ext=png"
+    assert on_device("jsonl://out/d.jsonl", LOCAL) == f"jsonl://{tmp_path}/out/d.jsonl"
+    assert on_device("file://my%20clips/a.mp4", LOCAL) == f"file://{tmp_path}/my%20clips/a.mp4"
     assert on_device("clips/a.mp4", Device(name="jetson01", host="10.0.0.2")) == "clips/a.mp4"  # its home
