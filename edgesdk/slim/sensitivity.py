@@ -19,7 +19,9 @@ once on the unpruned model; a refit for a kept set is one linear solve.
 
 Damage (:mod:`edgesdk.slim.damage`): with the recipe in ``ctx.extras["recipe"]`` (the driver and
 deploy pass it), how much the decoded detections changed, plus a small share of the tensor
-damage; without it, the tensor damage alone (scale-free per output attribute).
+damage; without it, the tensor damage alone (scale-free per output attribute). Both are means per
+damage image (the tensor damage: over image x graph output pairs), so their mix depends neither
+on how many images are scored nor on how many outputs the model has.
 """
 
 from __future__ import annotations
@@ -226,18 +228,25 @@ class Trials:
         return self._compare(feed)
 
     def _compare(self, feed: dict[str, np.ndarray]) -> float:
-        """Damage of the model with these consumer weights (tensor damage; plus detections' if known)."""
+        """Damage of the model with these consumer weights (tensor damage; plus detections' if known).
+
+        Both parts are means PER DAMAGE IMAGE, so their mix does not depend on how many images
+        are scored: the detection damage is summed over the images and divided by their count; the
+        tensor damage is the mean over (image, graph output) pairs of :func:`tensor_error` (which
+        already averages over the images of one batch, so each batch weighs its image count).
+        """
         tensor, detection = 0.0, 0.0
         for index, (images, reference) in enumerate(zip(self.eval_feeds, self.reference)):
             outputs = self.run({**images, **feed})
             weights = self.weights[index]
-            tensor += sum(
+            errors = [
                 tensor_error(outputs[k], reference[k], self.scale[k], weights.get(k)) for k in reference
-            )
+            ]
+            tensor += _batch_size(images) * float(np.mean(errors))
             if self.detector is not None:
                 pairs = zip(self.detected[index], self.detector(outputs))
                 detection += sum(disagreement(r, g, self.detector.threshold) for r, g in pairs)
-        tensor /= max(1, len(self.eval_feeds) * len(self.reference))
+        tensor /= max(1, sum(_batch_size(images) for images in self.eval_feeds))
         if self.detector is None:
             return tensor
         return detection / max(1, sum(len(d) for d in self.detected)) + TENSOR_SHARE * tensor
@@ -255,6 +264,11 @@ class Trials:
         return model.ms() - model.ms(self.ctx.analysis.keep_vector({group.id: kept}))
 
 
+def _batch_size(feed: Feed) -> int:
+    """Images in one feed (the first axis of its first input)."""
+    return len(next(iter(feed.values())))
+
+
 def _first_images(feeds: Sequence[Feed], count: int) -> list[Feed]:
     out: list[Feed] = []
     seen = 0
@@ -262,7 +276,7 @@ def _first_images(feeds: Sequence[Feed], count: int) -> list[Feed]:
         if seen >= count:
             break
         out.append(feed)
-        seen += len(next(iter(feed.values())))
+        seen += _batch_size(feed)
     return out
 
 
@@ -313,6 +327,13 @@ def _trial_points(
     return removed, points
 
 
+def _bounded(level: float) -> float:
+    """A strictly increasing map of ``[0, inf)`` into ``[0, UNREACHED / 2)``: the same order, and a
+    tried channel always scores below an untried one however large its damage per GFLOP (a tiny
+    graph's trials save ~1e-6 GFLOP, so a modest damage already exceeds :data:`UNREACHED`)."""
+    return level / (1.0 + 2.0 * level / UNREACHED)
+
+
 def sensitivity_scores(group: ChannelGroup, ctx: ScoreContext, order: np.ndarray) -> np.ndarray:
     """Per channel, the marginal output damage per GFLOP (per predicted ms when
     ``ctx.extras["target"] == "latency"``) of the trial step that removes it.
@@ -332,8 +353,9 @@ def sensitivity_scores(group: ChannelGroup, ctx: ScoreContext, order: np.ndarray
         order: the criterion's scores for the group (lower: removed earlier).
 
     Returns:
-        ``[group.size]`` scores, non-decreasing along ``order``; channels no trial reached
-        score above :data:`UNREACHED`.
+        ``[group.size]`` scores, non-decreasing along ``order``: the marginals through
+        :func:`_bounded` (same order, below ``UNREACHED / 2``); channels no trial reached score
+        above :data:`UNREACHED`.
     """
     ranked = np.argsort(np.asarray(order, dtype=np.float64), kind="stable")  # removal order
     scores = np.empty(group.size)
@@ -350,6 +372,6 @@ def sensitivity_scores(group: ChannelGroup, ctx: ScoreContext, order: np.ndarray
     for a, b in zip(steps, steps[1:]):
         (x0, y0), (x1, y1) = points[a], points[b]
         level = max(level, max(y1 - y0, 0.0) / (x1 - x0))
-        scores[ranked[removed[a] : removed[b]]] = level + 1e-9 * np.arange(removed[a], removed[b])
+        scores[ranked[removed[a] : removed[b]]] = _bounded(level) + 1e-9 * np.arange(removed[a], removed[b])
     ctx.extras.setdefault("_damage", {})[group.id] = max(p[1] for p in points)
     return scores

@@ -54,6 +54,67 @@ def test_no_removal_no_damage_and_duplicates_are_free_with_the_refit(kit) -> Non
     assert trials.flops_saved(a, np.arange(4)) == 2 * 4 * 64 * (3 + 4)  # a's outputs and c's inputs
 
 
+def _two_output_model(kit):
+    """x -> conv a (8 ch) -> Relu -> conv c (output 1);  x -> conv b (8 ch) -> Relu -> conv d (output 2)."""
+    b = kit.Builder(shape=(1, 3, 8, 8), seed=2)
+    c = b.conv(b.op("Relu", [b.conv(b.x, 3, 8, k=1, name="a")]), 8, 4, k=1, name="c")
+    d = b.conv(b.op("Relu", [b.conv(b.x, 3, 8, k=1, name="bconv")]), 8, 3, k=1, name="d")
+    return b.model(c, d)
+
+
+def _tensor_trials(kit, model, feeds):
+    graph, analysis = kit.analysis_of(model)
+    extras = {"feeds": feeds, "round_to": 1, "damage_images": len(feeds)}
+    return Trials(ScoreContext(graph, analysis, extras=extras))
+
+
+def _perturbed(trials):
+    """The trials' base weights with consumer c's weights halved and d's bias shifted."""
+    c, d = trials.consumers["c"], trials.consumers["d"]
+    return {**trials.base, **c.values(0.5 * c.weight, c.bias), **d.values(d.weight, d.bias + 0.3)}
+
+
+def test_tensor_damage_is_the_mean_over_images_and_outputs(kit) -> None:
+    """Without a recipe the damage is the mean over (image, output) pairs of the per-attribute
+    error (channels of an NCHW output, each over how much it varies across the damage images)."""
+    model = _two_output_model(kit)
+    feeds = [kit.random_feed(model, seed=s) for s in range(3)]
+    trials = _tensor_trials(kit, model, feeds)
+    feed = _perturbed(trials)
+    assert len(trials.reference) == 3 and all(len(r) == 2 for r in trials.reference)
+    errors = []
+    for images, reference in zip(feeds, trials.reference):
+        outputs = trials.run({**images, **feed})
+        for name, want in reference.items():
+            spread = np.stack([r[name] for r in trials.reference]).astype(np.float64).var(axis=0)
+            scale = spread.mean(axis=(0, 2, 3))  # per channel: [1, C, H, W] -> [C]
+            scale = np.maximum(scale, 1e-3 * scale.max() + 1e-12)
+            per_channel = np.mean((outputs[name].astype(np.float64) - want) ** 2, axis=(0, 2, 3))
+            errors.append(float(np.mean(per_channel / scale)))
+    assert len(errors) == 6 and min(errors) > 1e-3
+    assert trials._compare(feed) == pytest.approx(float(np.mean(errors)), rel=1e-6)
+
+
+def test_tensor_damage_does_not_depend_on_the_number_of_damage_images(kit) -> None:
+    """The same two images scored twice over (same scales, same errors) give the same damage."""
+    model = _two_output_model(kit)
+    feeds = [kit.random_feed(model, seed=s) for s in range(2)]
+    once, twice = _tensor_trials(kit, model, feeds), _tensor_trials(kit, model, feeds + feeds)
+    assert len(twice.eval_feeds) == 4
+    damage = once._compare(_perturbed(once))
+    assert damage > 1e-3
+    assert twice._compare(_perturbed(twice)) == pytest.approx(damage, rel=1e-6)
+
+
+def test_tried_scores_stay_below_the_untried_ones_however_large_the_damage() -> None:
+    from edgesdk.slim.sensitivity import _bounded
+
+    levels = np.array([0.0, 1e-3, 1.0, 4e2, 1e6, 1e9, 1e15])  # damage per GFLOP; 1e6+ on tiny graphs
+    bounded = np.array([_bounded(v) for v in levels])
+    assert np.all(np.diff(bounded) > 0) and bounded.max() < UNREACHED / 2
+    assert bounded[3] == pytest.approx(4e2, rel=1e-3)  # real models' range (<= ~1e3): ~unchanged
+
+
 def test_scores_rank_harmless_channels_first_and_grow_along_the_order(kit) -> None:
     ctx = _context(kit, _redundant_model(kit))
     order = np.array([8, 7, 6, 5, 1, 2, 3, 4], dtype=np.float64)  # copies (4..7) first
