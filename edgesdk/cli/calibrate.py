@@ -61,6 +61,18 @@ SinglePassOpt = Annotated[
         "(faster; values may land up to 1/16 of an entropy bin off the exact [0, max] histogram)",
     ),
 ]
+AllOpt = Annotated[
+    bool,
+    typer.Option(
+        "--all",
+        help="print every tensor's row (default: the flagged ones; summary.json always holds them all)",
+    ),
+]
+
+SHOWN_UNFLAGGED = 5
+"""Rows shown when no tensor is flagged: the most saturated ones."""
+HEAVY_SATURATION = 0.5
+"""Saturation share above which a threshold clips most values: the images do not cover the tensor."""
 
 _PHASES = {
     "select": "selecting images",
@@ -86,6 +98,7 @@ def calibrate_cmd(
     output: OutOpt = None,
     sensitivity: SensitivityOpt = 0,
     single_pass: SinglePassOpt = False,
+    all_tensors: AllOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Pick calibration images, measure activations, write calibration.cache, model.qdq.onnx, summary.json.
@@ -114,11 +127,23 @@ def calibrate_cmd(
     if as_json:
         print_json(result.summary_json())
         return
-    _render(result)
+    _render(result, all_tensors)
     next_step(f"edgesdk eval {spec.name} --data DIR --precision int8 --calibration {target}")
 
 
-def _render(result: CalibrationResult) -> None:
+def _shown(result: CalibrationResult, everything: bool) -> list[int]:
+    """Indices of the rows to print: all, or the flagged ones (else the most saturated few)."""
+    cached = set(result.cache_tensors)
+    if everything:
+        return list(range(len(result.tensors)))
+    flagged = [i for i, t in enumerate(result.tensors) if t.broken or (t.flags and t.name in cached)]
+    if flagged:
+        return flagged
+    ranked = sorted(range(len(result.tensors)), key=lambda i: -result.tensors[i].saturation)
+    return sorted(ranked[:SHOWN_UNFLAGGED])
+
+
+def _render(result: CalibrationResult, everything: bool = False) -> None:
     from rich.table import Table
 
     selection = result.prepared.selection
@@ -141,7 +166,8 @@ def _render(result: CalibrationResult) -> None:
             column, justify="left" if left else "right", overflow="fold" if column == "tensor" else "ellipsis"
         )
     cached = set(result.cache_tensors)
-    for t in result.tensors:
+    shown = _shown(result, everything)
+    for t in (result.tensors[i] for i in shown):
         # Tensors left out of the cache (kept in float: keep_fp, the decoder tail) are never
         # quantised on the device, so their flags are for information only.
         used = t.name in cached
@@ -156,6 +182,25 @@ def _render(result: CalibrationResult) -> None:
             style="red" if t.broken else ("yellow" if t.flags and used else (None if used else "dim")),
         )
     out_console.print(table)
+    if len(shown) < len(result.tensors):
+        what = (
+            "the flagged ones"
+            if any(result.tensors[i].flags for i in shown)
+            else "none flagged; the most saturated"
+        )
+        err_console.print(
+            f"{len(shown)} of {len(result.tensors)} tensors shown ({what}); --all prints every one, "
+            f"summary.json holds them all",
+            soft_wrap=True,
+        )
+    clipped = [t.name for t in result.tensors if t.name in cached and t.saturation > HEAVY_SATURATION]
+    if clipped:
+        err_console.print(
+            f"[yellow]{len(clipped)} tensor(s) clip most of their values[/yellow] ({', '.join(clipped[:3])}"
+            f"{' ...' if len(clipped) > 3 else ''}): their threshold sits below most values, so the "
+            "images do not cover what the model sees; calibrate on more, representative images",
+            soft_wrap=True,
+        )
     broken = [t.name for t in result.tensors if t.broken]
     if broken:
         err_console.print(

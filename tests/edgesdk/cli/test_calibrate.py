@@ -49,7 +49,8 @@ def test_calibrate_json(data_dir: Path, models_dir: Path, tmp_path: Path) -> Non
 
 
 def test_calibrate_table(data_dir: Path, models_dir: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, [*_args(data_dir, models_dir, tmp_path), "--calibrator", "percentile"])
+    args = [*_args(data_dir, models_dir, tmp_path), "--calibrator", "percentile"]
+    result = CliRunner().invoke(app, [*args, "--all"])
     assert result.exit_code == 0, result.output
     assert (
         "percentile thresholds" in result.stdout
@@ -60,6 +61,14 @@ def test_calibrate_table(data_dir: Path, models_dir: Path, tmp_path: Path) -> No
     assert "│ yes " in result.stdout and "│ float " in result.stdout
     assert "fewer than 500" in result.stderr and "calibration.cache" in result.stderr
     assert "edgesdk eval retinaface-mnet" in result.stderr
+    every = result.stdout.count("│ yes ") + result.stdout.count("│ float ")
+    assert every == 127 and "tensors shown" not in result.stderr  # retinaface-mnet's 127 tensors
+    # by default only the rows worth a look, and a line saying what was left out
+    short = CliRunner().invoke(app, args)
+    assert short.exit_code == 0, short.output
+    rows = short.stdout.count("│ yes ") + short.stdout.count("│ float ")
+    assert 1 <= rows < every and f"{rows} of 127 tensors shown" in short.stderr
+    assert "--all prints every one" in short.stderr
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
