@@ -48,8 +48,9 @@ def demo_cmd(
         b = result.bench
         out_console.print(
             f"  bench    inference {b['infer_fps']:.1f} FPS, end to end {b['e2e_fps']:.1f} FPS on {b['frames']} "
-            f"frames of {Path(str(b.get('source'))).name}; report {result.report_html}"
+            f"frames of {Path(str(b.get('source'))).name}"
         )
+        out_console.print(f"  report   {result.report_html}", highlight=False)
         note = check_report(b, "demo").busy_note()
         if note:
             err_console.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
