@@ -94,9 +94,8 @@ class _Bars:
 
 def _table(reports: list[DeviceReport]) -> Table:
     table = Table(title="deploy", title_justify="left")
-    errors = any(r.error for r in reports)
-    columns = ("device", "ok", "sent", "skipped", "engine", "build", "seconds")
-    for col in columns + (("error",) if errors else ()):
+    # errors are printed in full below the table: as a column they squeezed every other one
+    for col in ("device", "ok", "sent", "skipped", "engine", "build", "seconds"):
         table.add_column(col, no_wrap=col != "build")
     for r in reports:
         row = [
@@ -108,7 +107,7 @@ def _table(reports: list[DeviceReport]) -> Table:
             engine_label(r.build),
             f"{r.seconds:.1f}",
         ]
-        table.add_row(*row, *([r.error or ""] if errors else []))
+        table.add_row(*row)
     return table
 
 
@@ -170,8 +169,10 @@ def deploy_cmd(
             )
         out_console.print(_table(reports))
         for r in reports:
-            if r.hint and not r.ok:
-                err_console.print(f"[dim]hint ({r.device}):[/dim] {r.hint}")
+            if not r.ok:
+                err_console.print(f"[red]error ({r.device}):[/red] {r.error or 'failed'}", soft_wrap=True)
+                if r.hint:
+                    err_console.print(f"[dim]hint ({r.device}):[/dim] {r.hint}", soft_wrap=True)
         if all(r.ok for r in reports) and not dry_run:
             next_step(
                 f"edgesdk run {spec.name} --device {targets[0].name} --source …   (camera, video or images)"
