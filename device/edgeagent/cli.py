@@ -11,7 +11,7 @@ import sys
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
 from edgeagent import __version__
-from edgeagent.events import AgentError, BadInput, Emitter
+from edgeagent.events import AgentError, BadInput, Emitter, MissingDependency
 
 if TYPE_CHECKING:
     from edgeagent.store import Store
@@ -270,14 +270,53 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         out.error(AgentError("interrupted"))
         return 130
+    except ImportError as err:
+        missing = missing_dependency(err)
+        if missing is None:
+            raise_internal(out, args.command, err)
+            return 1
+        out.error(missing)
+        return missing.exit_code
     except Exception as err:  # a bug: report it as an event too, with the traceback on stderr
-        import traceback
-
-        traceback.print_exc(file=sys.stderr)
-        out.error(AgentError(f"internal error in edgeagent {args.command}: {err!r}",
-                             "please report it with the traceback above"))  # fmt: skip
+        raise_internal(out, args.command, err)
         return 1
     return 0
+
+
+def raise_internal(out: Emitter, command: str, err: BaseException) -> None:
+    """Report a bug: the traceback on stderr, and an error event."""
+    import traceback
+
+    traceback.print_exc(file=sys.stderr)
+    out.error(AgentError(f"internal error in edgeagent {command}: {err!r}",
+                         "please report it with the traceback above"))  # fmt: skip
+
+
+# What each third-party module the agent imports is, and where it comes from on a Jetson.
+_PACKAGES = {
+    "numpy": ("numpy", "sudo apt install python3-numpy (JetPack) or python3 -m pip install numpy"),
+    "cv2": (
+        "OpenCV",
+        "JetPack's python3-opencv (has GStreamer) or python3 -m pip install opencv-python-headless",
+    ),
+    "onnxruntime": ("onnxruntime", "python3 -m pip install onnxruntime (or onnxruntime-gpu from Jetson Zoo)"),
+    "tensorrt": ("TensorRT", "it ships with JetPack: use JetPack's /usr/bin/python3"),
+    "pycuda": ("pycuda", "python3 -m pip install pycuda (needs the CUDA toolkit from JetPack)"),
+}
+
+
+def missing_dependency(err: ImportError) -> Optional[MissingDependency]:
+    """A :class:`MissingDependency` naming the package and how to install it, when ``err`` is
+    about one of the agent's third-party imports; None for anything else (a bug)."""
+    top = (getattr(err, "name", None) or "").split(".")[0]
+    if top not in _PACKAGES:
+        return None
+    what, how = _PACKAGES[top]
+    return MissingDependency(
+        f"{what} is not installed for this device's Python ({sys.executable})",
+        f"install it ({how}), or use another Python on the device: `edgesdk devices remove NAME`, "
+        "then add it again with `--python /path/to/python3`",
+    )
 
 
 if __name__ == "__main__":

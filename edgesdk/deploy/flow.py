@@ -24,6 +24,7 @@ from edgesdk.deploy.inventory import Device
 from edgesdk.deploy.sync import (
     AgentPackage,
     DeviceState,
+    ExecResult,
     Plan,
     Run,
     Step,
@@ -171,6 +172,7 @@ def deploy_device(
     say = on_event or (lambda _d, _k, _x: None)
     report = DeviceReport(device.name, ok=False, bundle=prepared.bundle.bundle_id, slim=prepared.slim)
     owner = new_owner()
+    done = ExecResult()
     try:
         with open_transport(device, accept_new=accept_new) as transport:
             say(device.name, "step", {"what": "connect"})
@@ -182,9 +184,7 @@ def deploy_device(
                 report.ok = True
                 return report
             say(device.name, "plan", {"bytes": plan.bytes_to_send, "files": plan.files_to_send})
-            done = execute(transport, plan, on_event=lambda kind, data: say(device.name, kind, data))
-            report.bytes_sent, report.files_sent = done.bytes_sent, done.files_sent
-            report.push_seconds = done.put_seconds
+            execute(transport, plan, on_event=lambda kind, data: say(device.name, kind, data), into=done)
             report.build = done.results.get("build engine", {})
             report.engine = report.build.get("engine")
             history = done.results.get("activate", {}).get("history") or []
@@ -195,6 +195,12 @@ def deploy_device(
         report.hint = err.hint
     finally:
         owner_done(owner)
+        # also when a later step failed: what went over the wire is still on the device
+        report.bytes_sent, report.files_sent, report.push_seconds = (
+            done.bytes_sent,
+            done.files_sent,
+            done.put_seconds,
+        )
         report.seconds = time.perf_counter() - started
         say(device.name, "done", {"ok": report.ok})
     return report

@@ -299,14 +299,19 @@ def run_agent(
     return result
 
 
-def execute(transport: Transport, plan: Plan, *, on_event: EventFn | None = None) -> ExecResult:
+def execute(
+    transport: Transport, plan: Plan, *, on_event: EventFn | None = None, into: ExecResult | None = None
+) -> ExecResult:
     """Run ``plan`` over ``transport``; steps marked ``always`` run even after a failure.
+
+    Args:
+        into: record into this result (so a caller still sees what was sent when a step fails).
 
     Raises:
         RemoteError / DeviceError: the first failing step (after the ``always`` steps ran).
     """
     say = on_event or (lambda _k, _d: None)
-    out = ExecResult()
+    out = into if into is not None else ExecResult()
     failure: BaseException | None = None
     for step in plan.steps:
         if failure is not None and not (isinstance(step, Run) and step.always):

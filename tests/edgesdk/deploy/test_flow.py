@@ -79,6 +79,8 @@ def test_failed_build_keeps_previous_deployment(device_home: Path, models_dir: P
     bad_bundle = write_bundle(recipe, [("model", broken)], tmp_path / "badbundle")
     report = deploy_device(LOCAL, Prepared(bad_bundle, prepared.agent))
     assert not report.ok and "build engine failed" in (report.error or "")
+    # the broken model went over the wire before the build failed: the report says so
+    assert report.files_sent >= 1 and report.bytes_sent >= 5000
     assert _deployment(device_home, "yunet")["current"] == good.bundle
     lock = device_home / ".edgeagent" / "lock"
     assert not lock.exists(), "the lock must be released after a failure"
