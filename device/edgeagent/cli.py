@@ -95,8 +95,16 @@ def _rollback(args: argparse.Namespace, out: Emitter) -> None:
 
     store = _store(args)
     state = store.deployment(args.recipe)
+    if not state["current"]:
+        from edgeagent.runner import not_deployed
+
+        raise not_deployed(store, args.recipe)
     if not state["history"]:
-        raise BadInput(f"{args.recipe} has no earlier deployment on this device to roll back to")
+        raise BadInput(
+            f"{args.recipe} has no earlier deployment on this device to roll back to",
+            "rollback goes to the deployment before the current one; `edgesdk status --device …` "
+            "lists them (a deploy that failed never replaced the current one)",
+        )
     previous = state["history"][0]
     manifest = load_manifest(store.path("bundles", previous))
     engine = build(manifest, store.home, backend=choose_backend(args.backend), precision=None, out=out)

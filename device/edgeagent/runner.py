@@ -27,6 +27,16 @@ class Deployment(NamedTuple):
     fingerprint: Dict[str, Any]
 
 
+def not_deployed(store: Store, recipe: str) -> BadInput:
+    """The error for a recipe never deployed here (names what is, and the deploy command)."""
+    others = store.deployed()
+    deployed = f" (deployed here: {', '.join(others)})" if others else " (nothing is deployed here yet)"
+    return BadInput(
+        f"{recipe} is not deployed on this device{deployed}",
+        f"run `edgesdk deploy {recipe} --device …` first, or check the name",
+    )
+
+
 def load_deployment(home: str, recipe: str) -> Deployment:
     """The current deployment of ``recipe`` and its active engine.
 
@@ -38,12 +48,7 @@ def load_deployment(home: str, recipe: str) -> Deployment:
     store = Store(home)
     state = store.deployment(recipe)
     if not state["current"]:
-        others = store.deployed()
-        deployed = f" (deployed here: {', '.join(others)})" if others else " (nothing is deployed here yet)"
-        raise BadInput(
-            f"{recipe} is not deployed on this device{deployed}",
-            f"run `edgesdk deploy {recipe} --device …` first, or check the name",
-        )
+        raise not_deployed(store, recipe)
     manifest = load_manifest(store.path("bundles", state["current"]))
     active = EngineCache(store.path("engines")).active(recipe)
     if active is None:

@@ -289,14 +289,25 @@ def run_agent(
     status = stream.result
     if error is not None:
         # The agent does not know what the host calls it; its hints say `--device …`.
-        hint = (error.get("hint") or "").replace("--device …", f"--device {transport.name}")
-        raise DeviceError(f"{what} failed on {transport.name}: {error.get('message')}", hint=hint or None)
+        hint = (error.get("hint") or "").replace("--device …", f"--device {device_name(transport)}")
+        raise DeviceError(f"{what} failed on {who(transport)}: {error.get('message')}", hint=hint or None)
     if status is not None and status.exit != 0 or result is None:
         detail = (status.error_text.strip().splitlines() or ["no output"])[-1] if status else "no exit status"
         raise DeviceError(
-            f"{what} failed on {transport.name} (exit {status.exit if status else '?'}): {detail}"
+            f"{what} failed on {who(transport)} (exit {status.exit if status else '?'}): {detail}"
         )
     return result
+
+
+def device_name(transport: Transport) -> str:
+    """The inventory name of the device behind ``transport`` (what ``--device`` takes)."""
+    return str(getattr(transport, "label", None) or transport.name)
+
+
+def who(transport: Transport) -> str:
+    """``jetson01 (nvidia@10.0.0.2:22)`` for messages, or the transport's name alone."""
+    label = getattr(transport, "label", None)
+    return f"{label} ({transport.name})" if label and label != transport.name else transport.name
 
 
 def execute(
@@ -346,7 +357,7 @@ def _do(transport: Transport, step: Step, out: ExecResult, say: EventFn) -> None
         result.check(step.argv[:1] + ["…"], transport.name)
     except CommandFailed as err:
         raise DeviceError(
-            f"{step.what} failed on {transport.name}: {result.error_text.strip()[-300:]}"
+            f"{step.what} failed on {who(transport)}: {result.error_text.strip()[-300:]}"
         ) from err
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edgesdk.deploy.camera import bench_on_device, run_on_device
-from edgesdk.deploy.flow import deploy, deployment_status
+from edgesdk.deploy.flow import deploy, deployment_status, rollback
 from edgesdk.deploy.inventory import LOCAL
 from edgesdk.errors import DeviceError
 from edgesdk.recipe import load_recipe, override
@@ -159,6 +159,18 @@ def test_run_over_ssh_with_view(
     assert data["device"] == "cam" and data["engine"] != report.engine
     status = deployment_status(device, tmp_path / "w")["recipes"]["yunet"]
     assert (status["current"], status["history"], status["engine"]) == (report.bundle, [], report.engine)
+
+    # errors over SSH name the device as the user calls it (its hint is a command they can paste)
+    with pytest.raises(
+        DeviceError, match=r"failed on cam \(.*@127\.0\.0\.1:\d+\): yolox-nano is not deployed"
+    ) as err:
+        run_on_device(device, "yolox-nano", tmp_path / "w", source=video)
+    assert "edgesdk deploy yolox-nano --device cam`" in (err.value.hint or "")
+    with pytest.raises(DeviceError, match="yunet has no earlier deployment") as err:
+        rollback("yunet", device, tmp_path / "w")
+    assert "edgesdk status --device cam" in (err.value.hint or "")
+    with pytest.raises(DeviceError, match="yolox-nano is not deployed"):
+        rollback("yolox-nano", device, tmp_path / "w")
 
 
 def test_relative_paths_on_local_are_from_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
