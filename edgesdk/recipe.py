@@ -9,6 +9,8 @@ bundle's ``manifest.json`` carries the fully resolved recipe to the device.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -403,13 +405,33 @@ class Recipe(_Strict):
 # --------------------------------------------------------------------------- loading
 
 
+@functools.cache
+def _known_keys() -> tuple[str, ...]:
+    """Every key any part of a recipe may have (from the JSON Schema), for spelling suggestions."""
+    keys: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            keys.update(node.get("properties", {}))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(Recipe.model_json_schema())
+    return tuple(sorted(keys))
+
+
 def _format_errors(err: ValidationError, source: str) -> str:
     lines = []
     for item in err.errors():
         loc = ".".join(str(p) for p in item["loc"]) or "(top level)"
         msg = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling; docs/recipe.schema.json lists every key)"
+            close = difflib.get_close_matches(str(item["loc"][-1]), _known_keys(), n=1, cutoff=0.75)
+            guess = f"did you mean {close[0]!r}? " if close else ""
+            msg = f"unknown key ({guess}check the spelling; docs/recipe.schema.json lists every key)"
         lines.append(f"{loc}: {msg}")
     first, rest = lines[0], lines[1:]
     more = f" (+{len(rest)} more: {'; '.join(rest)})" if rest else ""

@@ -41,6 +41,11 @@ def test_unknown_key_names_file_and_path(tmp_path: Path) -> None:
         load_recipe_file(path)
     msg = str(err.value)
     assert str(path) in msg and "preprocess.colour" in msg and "unknown key" in msg
+    assert "did you mean 'color'?" in msg  # a near miss gets the key it probably meant
+    with pytest.raises(RecipeError) as err:
+        parse_recipe({**MINIMAL, "build": {"precison": "int8"}, "zzz": 1})
+    assert "build.precison: unknown key (did you mean 'precision'?" in str(err.value)
+    assert "zzz: unknown key (check the spelling" in str(err.value)  # no guess for nonsense
 
 
 def test_wrong_literal_lists_allowed_values() -> None:
