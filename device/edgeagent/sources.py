@@ -18,6 +18,7 @@ only when retries are exhausted and ``give_up="raise"`` does iteration raise :cl
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 from typing import NamedTuple, Optional
@@ -218,6 +219,15 @@ def _open_csi(uri: str, spec: SourceSpec, opts: _Options) -> Source:
 
 def _open_v4l2(uri: str, spec: SourceSpec, opts: _Options) -> Source:
     codec = opts.codec or "raw"
+    if spec.location.startswith("/dev/") and not os.path.exists(spec.location):
+        found = sorted(glob.glob("/dev/video*"))
+        raise SourceError(
+            f"{uri}: no such camera device",
+            "cameras here: {} (USB cameras: `v4l2-ctl --list-devices`)".format(", ".join(found))
+            if found
+            else "no /dev/video* device exists on this machine: plug a USB camera in, or use csi://0 "
+            "for a MIPI CSI camera",
+        )
     if gstreamer_available():
         pipeline = v4l2_pipeline(spec.location, opts.width, opts.height, opts.fps, codec, is_jetson())
         return _capture(uri, _gst_opener(pipeline), opts, frame_op=_frame_op(opts, False))

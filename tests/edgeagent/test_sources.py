@@ -292,3 +292,10 @@ def test_passwords_never_reach_messages(camera: _Publisher) -> None:
         if frame.index == 2:
             camera.kill_server()
     assert events and all("s3cret" not in e.uri + e.message for e in events)
+
+
+def test_a_missing_camera_device_says_which_exist() -> None:
+    missing = "/dev/video-edgesdk-test-none"
+    with pytest.raises(SourceError, match="no such camera device") as err:
+        open_source(f"v4l2://{missing}")
+    assert "/dev/video" in (err.value.hint or "")  # lists the cameras there are, or says there are none
