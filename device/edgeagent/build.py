@@ -110,12 +110,16 @@ def _ort_job(manifest: Manifest, options: Dict[str, Any], home: str, out: Emitte
 
 def _trt_job(manifest: Manifest, options: Dict[str, Any], home: str, out: Emitter) -> BuildJob:
     from edgeagent.backends import trt as trt_backend
+    from edgeagent.backends.trt_compat import api_for, int8_source
 
     entry = manifest.model_entry()
     qdq = manifest.files("qdq_model")
-    explicit = options["precision"] == "int8" and bool(qdq) and not manifest.files("calibration_image")
+    # calibration data = images the device can calibrate on (a host cache alone may not match this TensorRT)
+    images = bool(manifest.files("calibration_image"))
+    route = int8_source(api_for(trt_backend.trt_version() or "0.0"), bool(qdq), images)
+    explicit = options["precision"] == "int8" and route == "qdq"
     if explicit:
-        entry = qdq[0]  # TensorRT 10 style: int8 from Q/DQ nodes, no calibrator
+        entry = qdq[0]  # int8 from the Q/DQ nodes (explicit quantization), no calibrator
     path = _verified(manifest, entry)
     calib_sha = None if explicit else calibration_digest(manifest)
     fingerprint = trt_backend.trt_fingerprint(

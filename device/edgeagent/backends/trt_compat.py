@@ -29,6 +29,7 @@ __all__ = [
     "TrtApi",
     "api_for",
     "dims_to_tuple",
+    "int8_source",
     "numpy_dtype",
     "parse_build_options",
     "parse_trt_version",
@@ -111,6 +112,21 @@ def api_for(version: Union[str, Sequence[int]]) -> TrtApi:
         platform_queries=v < (10, 5, 0),
         implicit_int8_deprecated=v >= (10, 1, 0),
     )
+
+
+def int8_source(api: TrtApi, has_qdq_model: bool, has_calibration_data: bool) -> str:
+    """Which int8 route an int8 build takes, from what the bundle carries.
+
+    ``"qdq"``: parse the bundle's Q/DQ model (explicit quantization, no calibrator) — when there is
+    no calibration data, and on TensorRT >= 10.1 whenever the Q/DQ model exists (calibrator-based
+    int8 is deprecated there, and the Q/DQ model is what the host's accuracy preview ran).
+    ``"calibrator"``: parse the float model and calibrate (the host's cache when its header
+    matches, else on the pushed images) — TensorRT 8.5/8.6 with calibration data.
+    ``"none"``: neither; :func:`plan_build` then refuses int8 with what to do.
+    """
+    if has_qdq_model and (api.implicit_int8_deprecated or not has_calibration_data):
+        return "qdq"
+    return "calibrator" if has_calibration_data else "none"
 
 
 class BuildOptions(NamedTuple):

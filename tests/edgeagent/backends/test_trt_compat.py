@@ -11,6 +11,7 @@ from edgeagent.backends.trt_compat import (
     BuildOptions,
     api_for,
     dims_to_tuple,
+    int8_source,
     numpy_dtype,
     parse_build_options,
     parse_trt_version,
@@ -179,3 +180,19 @@ def test_pick_profile_shape() -> None:
     assert pick_profile_shape("x", (-1, 3, -1, -1), profile) == (4, 3, 640, 640)
     with pytest.raises(BackendError, match="no optimisation profile"):
         pick_profile_shape("x", (-1, 3, 8, 8), [])
+
+
+@pytest.mark.parametrize(
+    ("version", "qdq", "images", "route"),
+    [
+        (JP51, True, True, "calibrator"),  # 8.5/8.6: the host cache (or on-device calibration)
+        (JP60, True, True, "calibrator"),
+        (JP60, True, False, "qdq"),  # nothing to calibrate on: the Q/DQ model
+        (JP61, True, True, "qdq"),  # 10.3: calibrators are deprecated, the Q/DQ model is the path
+        ("10.0.1.6", True, True, "calibrator"),
+        (JP61, False, True, "calibrator"),  # an older bundle without a Q/DQ model still builds
+        (JP51, False, False, "none"),
+    ],
+)
+def test_int8_route_per_version(version: str, qdq: bool, images: bool, route: str) -> None:
+    assert int8_source(api_for(version), qdq, images) == route
