@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from edgesdk.quant.calibrators import CalibratorOptions
 from edgesdk.quant.histogram import fraction_above
 from edgesdk.quant.stats import ImageBatches
-from edgesdk.quant.summary import TensorSummary, compute_thresholds, summarize
+from edgesdk.quant.summary import FLAGS, SATURATION_WARN, TensorSummary, compute_thresholds, summarize
 
 if TYPE_CHECKING:
     import onnx
@@ -140,7 +140,16 @@ def resummarize(
             continue
         hist = stats.hist
         saturation = fraction_above(hist, stats.amax, new) if hist is not None else summary.saturation
-        out.append(dataclasses.replace(summary, threshold=float(new), saturation=saturation, kl=None))
+        # the saturation flag follows the threshold actually used (it was set for the first one)
+        flags = [f for f in summary.flags if f != "saturates"]
+        if saturation > SATURATION_WARN:
+            flags.append("saturates")
+        flags.sort(key=FLAGS.index)
+        out.append(
+            dataclasses.replace(
+                summary, threshold=float(new), saturation=saturation, kl=None, flags=tuple(flags)
+            )
+        )
     return out
 
 

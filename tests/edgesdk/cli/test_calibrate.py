@@ -40,6 +40,9 @@ def test_calibrate_json(data_dir: Path, models_dir: Path, tmp_path: Path) -> Non
     assert data["images"]["count"] == 2 and len(data["images"]["chosen"]) == 2
     assert data["statistics"]["passes"] == 1 and data["statistics"]["images"] == 2
     assert data["tensors"][0]["name"] == "input0" and data["tensors"][0]["threshold"] > 0
+    # flags describe the threshold in use (mixed moves thresholds after the entropy summary)
+    for t in data["tensors"]:
+        assert ("saturates" in t["flags"]) == (t["saturation_pct"] > 1.0), t
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "calibration.cache",
         "model.qdq.onnx",
