@@ -54,7 +54,8 @@ STAT_POSITIONS = 2
 RIDGE = 1e-4
 """Ridge strength relative to the mean diagonal of ``A^T A``."""
 TENSOR_SHARE = 0.1
-"""Weight of the tensor damage next to the detection damage (breaks ties where no detection changes)."""
+"""Weight of the tensor damage next to the detection damage (breaks ties where no detection changes);
+``ctx.extras["tensor_share"]`` overrides it (measured per model in docs/benchmarks.md, round 7)."""
 UNREACHED = 1e6
 """Score offset of channels no trial removed (cut last, in the criterion's order)."""
 
@@ -249,7 +250,8 @@ class Trials:
         tensor /= max(1, sum(_batch_size(images) for images in self.eval_feeds))
         if self.detector is None:
             return tensor
-        return detection / max(1, sum(len(d) for d in self.detected)) + TENSOR_SHARE * tensor
+        share = float(self.ctx.extras.get("tensor_share", TENSOR_SHARE))
+        return detection / max(1, sum(len(d) for d in self.detected)) + share * tensor
 
     def flops_saved(self, group: ChannelGroup, kept: np.ndarray) -> int:
         """FLOPs removed when only ``group`` keeps only ``kept``."""

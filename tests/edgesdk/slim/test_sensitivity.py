@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edgesdk.graph.io import to_graph
 from edgesdk.slim.criteria import ScoreContext, criterion
 from edgesdk.slim.sensitivity import UNREACHED, Trials, counts, sensitivity_scores
 
@@ -165,6 +166,37 @@ def test_real_model_plan_prunes_where_the_outputs_suffer_least(exported, sample_
             float(np.mean((got[k] - v) ** 2) / (np.var(v) + 1e-12)) for k, v in want.items()
         )
     assert errors["sensitivity"] < errors["layer-error"]
+
+
+def test_detection_damage_adds_the_tensor_damage_times_its_share(exported, sample_images) -> None:
+    """ultraface, one image: damage = detection part + ``extras["tensor_share"]`` x the tensor damage
+    (the recipe-less damage of the same trial)."""
+    from pathlib import Path
+
+    from edgesdk.recipe import load_recipe
+    from edgesdk.slim.activations import calibration_feeds
+    from edgesdk.slim.groups import analyze, prepare
+
+    recipe = load_recipe("ultraface-rfb320")
+    model = exported("ultraface-rfb320")
+    feeds, _ = calibration_feeds(recipe, model, Path(sample_images["bus"]).parent, 1)
+    graph = prepare(to_graph(model))
+    ctx = ScoreContext(graph, analyze(graph), extras={"feeds": feeds, "recipe": recipe})
+    trials = Trials(ctx)
+    for consumer in trials.consumers.values():
+        consumer.refit = False  # one image: the refit would make the tensor damage ~0
+    group = max(ctx.analysis.prunable(), key=lambda g: g.size)
+    kept = np.arange(group.size // 2)
+    damage = {}
+    for share in (0.0, 1.0, 3.0):
+        ctx.extras["tensor_share"] = share
+        trials.memo.clear()
+        damage[share] = trials.damage(group, kept)
+    trials.detector, trials.memo = None, {}
+    tensor = trials.damage(group, kept)
+    assert tensor > 1e-3
+    assert damage[1.0] - damage[0.0] == pytest.approx(tensor, rel=1e-6)
+    assert damage[3.0] - damage[0.0] == pytest.approx(3 * tensor, rel=1e-6)
 
 
 def test_detection_disagreement() -> None:
