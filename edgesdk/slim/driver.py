@@ -139,7 +139,9 @@ def slim_recipe(
         )
     if plan is None:
         say("plan")
+        extras["progress"] = lambda done, total: say(f"plan: scoring channel group {done + 1}/{total}")
         plan = _recipe_plan(recipe, original, extras, target, seed)
+        extras.pop("progress")
     models = [original]
     notes: list[str] = []
     if not dry_run:

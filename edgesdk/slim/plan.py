@@ -159,7 +159,11 @@ def _score(
     info = criterion(method)
     scores: dict[int, np.ndarray] = {}
     unscorable: dict[int, str] = {}
-    for group in analysis.prunable():
+    groups = analysis.prunable()
+    report = ctx.extras.get("progress")  # (groups scored, groups): thinet/lasso trials take minutes
+    for done, group in enumerate(groups):
+        if report is not None:
+            report(done, len(groups))
         try:
             values = np.asarray(info.fn(group, ctx), dtype=np.float64)
         except Unscorable as why:
@@ -211,7 +215,8 @@ def make_plan(
         extras: per-method inputs (activation samples for data-driven criteria). Criteria cache
             what they measured in it (keys starting with ``_``), so passing the same dict to
             plans of the same model at other ratios reuses the measurements.
-            ``extras["budget"] = "flops"`` keeps a FLOPs ratio under ``target="latency"``.
+            ``extras["budget"] = "flops"`` keeps a FLOPs ratio under ``target="latency"``;
+            ``extras["progress"]``, if set, is called ``(groups scored, groups)`` while scoring.
         target: ``flops``: ``ratio`` of the FLOPs go, thinet/lasso weigh damage per FLOP;
             ``latency``: ``ratio`` of the predicted onnxruntime CPU latency goes and they weigh
             damage per predicted ms (:mod:`edgesdk.slim.latency`, calibrated by one profile).

@@ -28,6 +28,19 @@ def test_l1_plan_meets_target_with_aligned_counts(exported, scope: str) -> None:
     assert inspect_model(slim).flops == plan.flops_after
 
 
+def test_progress_counts_every_scored_group(exported) -> None:
+    calls: list[tuple[int, int]] = []
+    plan = make_plan(
+        exported("yolo-fastest"),
+        method="l1",
+        ratio=0.3,
+        extras={"progress": lambda d, t: calls.append((d, t))},
+    )
+    total = calls[0][1]
+    assert calls == [(i, total) for i in range(total)]  # one call before each group, in order
+    assert total == sum(1 for g in plan.groups if not g.reasons and g.size > 1)
+
+
 def test_plan_json_round_trip_and_apply(exported, tmp_path: Path) -> None:
     model = exported("yolo-fastest")
     plan = make_plan(model, method="random", ratio=0.4, seed=7)
