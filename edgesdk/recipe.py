@@ -270,6 +270,13 @@ class SlimSpec(_Strict):
         "mean (and spread: affine) on the calibration images match the unpruned model's (EagleEye-style "
         "statistics matching; helps the face models, not the COCO ones: docs/benchmarks.md)",
     )
+    tensor_share: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="thinet/lasso: weight of the output-tensor damage next to the detection damage in the "
+        "sensitivity trials (default 0.1); models whose detections on a few images are too coarse a "
+        "measure (yolo-fastest, ultraface) plan better with 3-10: docs/benchmarks.md, slimming round 7",
+    )
 
 
 class QuantizeSpec(_Strict):

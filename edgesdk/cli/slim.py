@@ -57,6 +57,15 @@ MatchOpt = Annotated[
         "unpruned model's (helps face detectors; default: the recipe's slim.match)",
     ),
 ]
+TensorShareOpt = Annotated[
+    Optional[float],
+    typer.Option(
+        "--tensor-share",
+        min=0.0,
+        help="thinet/lasso: weight of the output-tensor damage next to the detection damage (default: the "
+        "recipe's slim.tensor_share, else 0.1; yolo-fastest and ultraface plan better with 3-10)",
+    ),
+]
 DataOpt = Annotated[
     Optional[Path], typer.Option("--data", help="labelled folder: also report mAP before and after")
 ]
@@ -80,6 +89,7 @@ def _overrides(
     round_to: int | None,
     target: str | None,
     match: str | None = None,
+    tensor_share: float | None = None,
 ) -> dict[str, Any]:
     given = {
         "slim.method": method,
@@ -88,6 +98,7 @@ def _overrides(
         "slim.round_to": round_to,
         "slim.target": target,
         "slim.match": match,
+        "slim.tensor_share": tensor_share,
     }
     return {key: value for key, value in given.items() if value is not None}
 
@@ -101,6 +112,7 @@ def slim_cmd(
     round_to: RoundToOpt = None,
     weigh: TargetOpt = None,
     match: MatchOpt = None,
+    tensor_share: TensorShareOpt = None,
     model: ModelOpt = None,
     model_dir: ModelDirOpt = None,
     images: ImagesOpt = None,
@@ -122,7 +134,7 @@ def slim_cmd(
     from edgesdk.slim.plan import SlimPlan
 
     spec = load_recipe(recipe)
-    updates = _overrides(method, ratio, scope, round_to, weigh, match)
+    updates = _overrides(method, ratio, scope, round_to, weigh, match, tensor_share)
     if updates:
         spec = override(spec, updates, "the slim options")
     target = None if dry_run else (output or default_output(spec))

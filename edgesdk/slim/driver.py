@@ -184,6 +184,8 @@ def _recipe_plan(
 ) -> SlimPlan:
     """``make_plan`` with the recipe's slim section (method, ratio, scope, round_to)."""
     spec = recipe.slim
+    if spec.tensor_share is not None:
+        extras["tensor_share"] = spec.tensor_share
     return make_plan(
         model,
         method=spec.method,

@@ -117,6 +117,11 @@ def _row(
         extras = subject.cache.setdefault(allocation or "sensitivity", dict(extras))
         extras["allocation"] = "layer-error" if allocation == "layer" else "sensitivity"
     extras["budget"] = args.budget or target
+    share = args.tensor_share if args.tensor_share is not None else subject.recipe.slim.tensor_share
+    if share is not None:
+        extras["tensor_share"] = share  # read at each trial's damage: safe with the shared cache
+    else:
+        extras.pop("tensor_share", None)
     try:
         plan = make_plan(
             subject.model,
@@ -252,6 +257,13 @@ def main() -> None:
         "--activation-aware",
         action="store_true",
         help="refit weighted by where the next activation is flat (reconstruct.refit(activation_aware=True))",
+    )
+    parser.add_argument(
+        "--tensor-share",
+        type=float,
+        default=None,
+        help="weight of the tensor damage next to the detection damage (default: the recipe's "
+        "slim.tensor_share, else 0.1)",
     )
     parser.add_argument(
         "--targets", default="flops", help="comma list of make_plan targets: flops, latency (one row each)"

@@ -78,3 +78,19 @@ def test_recipe_match_rescales_the_refitted_convs(
     assert weights["none"].keys() == weights["affine"].keys()
     changed = [n for n, w in weights["none"].items() if not np.array_equal(w, weights["affine"][n])]
     assert changed and all(weights["none"][n].shape == weights["affine"][n].shape for n in changed)
+
+
+def test_recipe_tensor_share_reaches_the_planner(exported) -> None:
+    from edgesdk.slim.driver import _recipe_plan
+
+    recipe = load_recipe("yolo-fastest")
+    assert recipe.slim.tensor_share == 10  # the shipped recipe's choice (docs/benchmarks.md, round 7)
+    extras: dict = {}
+    _recipe_plan(
+        override(recipe, {"slim.method": "l1"}, "test"), exported("yolo-fastest"), extras, "flops", 0
+    )
+    assert extras["tensor_share"] == 10
+    extras = {}
+    plain = override(load_recipe("yolov5n"), {"slim.method": "l1"}, "test")
+    _recipe_plan(plain, exported("yolov5n"), extras, "flops", 0)
+    assert "tensor_share" not in extras  # unset: the planner's default
