@@ -151,7 +151,7 @@ def slim_cmd(
             output=target,
             plan=reviewed,
             latency_runs=latency_runs,
-            progress=lambda phase: status.update(f"slimming {spec.name}: {phase}"),
+            progress=lambda phase: _progress(status, spec.name, phase),
         )
     if save_plan is not None:
         report.plan.save(save_plan)
@@ -167,6 +167,14 @@ def slim_cmd(
         if report.data is None:  # no --data: accuracy not checked yet
             next_step(f"edgesdk eval {recipe} --model {report.output} --data DIR   (mAP after pruning)")
         next_step(f"edgesdk deploy {recipe} --model {report.output} --device …")
+
+
+def _progress(status: Any, name: str, phase: str) -> None:
+    """The live status line; in a log (not a terminal) one line per phase, without the counts."""
+    if err_console.is_terminal:
+        status.update(f"slimming {name}: {phase}")
+    elif ":" not in phase:
+        err_console.print(f"slimming {name}: {phase}", highlight=False)
 
 
 def _fmt_map(value: float | None) -> str:

@@ -37,6 +37,8 @@ def test_slim_writes_a_valid_smaller_model(models_dir: Path, tmp_path: Path) -> 
     result = _run(models_dir, "--ratio", "0.5", "--scope", "uniform", "-o", str(out), "--latency-runs", "2")
     assert result.exit_code == 0, result.output
     assert "GFLOPs" in result.stdout and "latency ms" in result.stdout
+    # not a terminal (a log): one line per phase instead of the live status line
+    assert "slimming yolo-fastest: plan" in result.stderr and "slimming yolo-fastest: write" in result.stderr
     model = onnx.load(str(out))
     onnx.checker.check_model(model)
     dims = {o.name: [d.dim_value for d in o.type.tensor_type.shape.dim] for o in model.graph.output}
