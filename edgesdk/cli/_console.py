@@ -40,15 +40,20 @@ def phase_bars(
 ) -> Iterator[Callable[[str, int, int], None]]:
     """Progress bars on stderr, one per phase: yields ``progress(phase, done, total)``.
 
-    Bars show only on a terminal: redirected stderr (CI logs) would get stray blank lines.
+    Bars show only on a terminal: redirected stderr (CI logs) would get stray blank lines, so
+    there each phase gets one line when it starts (and says how many items it has).
     """
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+    terminal = err_console.is_terminal
+    with Progress(*columns, console=err_console, transient=True, disable=not terminal) as bar:
         tasks: dict[str, TaskID] = {}
 
         def progress(phase: str, done: int, total: int) -> None:
             if phase not in tasks:
-                tasks[phase] = bar.add_task(f"{prefix}: {(names or {}).get(phase, phase)}", total=total)
+                label = f"{prefix}: {(names or {}).get(phase, phase)}"
+                tasks[phase] = bar.add_task(label, total=total)
+                if not terminal:
+                    err_console.print(f"{label} ({total})", highlight=False)
             bar.update(tasks[phase], completed=done, total=total)
 
         yield progress

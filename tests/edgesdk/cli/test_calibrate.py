@@ -64,6 +64,7 @@ def test_calibrate_table(data_dir: Path, models_dir: Path, tmp_path: Path) -> No
     assert "│ yes " in result.stdout and "│ float " in result.stdout
     assert "fewer than 500" in result.stderr and "calibration.cache" in result.stderr
     assert "edgesdk eval retinaface-mnet" in result.stderr
+    assert "retinaface-mnet: activation statistics (" in result.stderr  # a log gets a line per phase
     every = result.stdout.count("│ yes ") + result.stdout.count("│ float ")
     assert every == 127 and "tensors shown" not in result.stderr  # retinaface-mnet's 127 tensors
     # by default only the rows worth a look, and a line saying what was left out
