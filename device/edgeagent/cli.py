@@ -179,7 +179,7 @@ def _bench(args: argparse.Namespace, out: Emitter) -> None:
     out.result("bench", data)
 
 
-SOURCE_OPTIONS = ("width", "height", "fps", "flip", "codec")
+SOURCE_OPTIONS = ("width", "height", "fps", "flip", "codec", "loop")
 
 
 def _source_options(args: argparse.Namespace) -> Dict[str, object]:
@@ -223,6 +223,7 @@ def _camera_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             help="csi flip: none, counterclockwise, rotate-180, clockwise, horizontal, vertical, 0-7",
         )
         p.add_argument("--codec", help="v4l2: raw or mjpeg; rtsp: h264 or h265")
+        p.add_argument("--loop", type=int, help="files and images: extra passes (-1: forever)")
         if name == "run":
             p.add_argument(
                 "--sink", action="append", help="display://, out.mp4, mjpeg://:8080, x.jsonl, dir://out/"

@@ -33,6 +33,10 @@ HeightOpt = Annotated[Optional[int], typer.Option("--height", help="camera captu
 FpsOpt = Annotated[Optional[float], typer.Option("--fps", help="camera frame rate (csi, v4l2)")]
 FlipOpt = Annotated[Optional[str], typer.Option("--flip", help="csi: none, rotate-180, horizontal, … or 0-7")]
 CodecOpt = Annotated[Optional[str], typer.Option("--codec", help="v4l2: raw|mjpeg; rtsp: h264|h265")]
+LoopOpt = Annotated[
+    Optional[int],
+    typer.Option("--loop", min=-1, help="video files and images: play them N more times (-1: until Ctrl-C)"),
+]
 ConfOpt = Annotated[
     Optional[float],
     typer.Option(
@@ -82,6 +86,7 @@ def run_cmd(
     fps: FpsOpt = None,
     flip: FlipOpt = None,
     codec: CodecOpt = None,
+    loop: LoopOpt = None,
     conf: ConfOpt = None,
     max_det: MaxDetOpt = None,
     accept_new: AcceptNewOpt = False,
@@ -106,7 +111,7 @@ def run_cmd(
         result = run_on_device(
             target, recipe, settings.work_dir(), source=source, sinks=sink or [], frames=frames, duration=duration,
             view=view, accept_new=accept_new, on_event=on_event, conf=conf, max_det=max_det,
-            camera={"width": width, "height": height, "fps": fps, "flip": flip, "codec": codec},
+            camera={"width": width, "height": height, "fps": fps, "flip": flip, "codec": codec, "loop": loop},
         )  # fmt: skip
     summary = result.summary
     if as_json:
@@ -116,6 +121,8 @@ def run_cmd(
         f"[green]done[/green] ({summary.get('stop_reason')}): {summary.get('frames_out')} frames, "
         f"{summary.get('fps') or 0:.1f} FPS, {summary.get('dropped')} dropped"
     )
+    if view and summary.get("stop_reason") == "end" and loop is None:
+        err_console.print("[dim]hint:[/dim] the source ended: `--loop -1` replays a file until Ctrl-C")
     where = "" if target.is_local else f" on {target.name}"
     for path in summary.get("outputs") or []:
         err_console.print(f"wrote {path}{where}", markup=False, highlight=False)

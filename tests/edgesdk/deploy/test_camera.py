@@ -90,6 +90,10 @@ def test_run_passes_the_source_options(
                   camera={"width": 160, "height": 120})  # fmt: skip
     shapes = {cv2.imread(str(p)).shape for p in (tmp_path / "small").glob("*.jpg")}
     assert shapes == {(120, 160, 3)}  # files are resized to --width x --height
+    looped = run_on_device(LOCAL, "yunet", tmp_path / "w", source=gif, sinks=["twice.jsonl"],
+                           camera={"loop": 1, "width": 160, "height": 120})  # fmt: skip
+    assert looped.summary["frames_out"] == 2 * GIF_FRAMES  # --loop 1: one more pass
+    assert len((tmp_path / "twice.jsonl").read_text().splitlines()) == 2 * GIF_FRAMES
 
 
 def test_bench_leaves_the_earlier_deployment_active(
