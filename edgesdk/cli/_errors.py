@@ -5,6 +5,7 @@ from __future__ import annotations
 from edgesdk.errors import (
     ArtifactNotFound,
     DatasetError,
+    DeviceError,
     EdgeSdkError,
     MissingDependencyError,
     ModelFormatError,
@@ -18,6 +19,9 @@ CLI_ERROR_MAPPINGS: list[tuple[type[EdgeSdkError], str]] = [
     (ArtifactNotFound, "check the path, or set --model-dir / EDGESDK_MODEL_DIR"),
     (ModelFormatError, "re-download or re-export the model file"),
     (DatasetError, "point --data at a folder of images (with YOLO-format labels for eval)"),
+    # the agent's own message says what went wrong on the device; --debug here would add only the
+    # host's traceback, so no generic hint
+    (DeviceError, ""),
     (EdgeSdkError, "run with --debug for details"),
 ]
 

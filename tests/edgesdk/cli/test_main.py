@@ -53,3 +53,16 @@ def test_status_of_a_fresh_local_device(tmp_path: Path) -> None:
     assert "local: nothing deployed" in out.stderr
     out = _run("status", "--json", env=env)
     assert out.returncode == 0 and '"recipes": {}' in out.stdout
+
+
+def test_device_errors_get_no_generic_debug_hint() -> None:
+    from edgesdk.cli._errors import format_error
+    from edgesdk.errors import DeviceError, EdgeSdkError
+
+    # the agent's message is the whole story; the host's --debug would only add the host's traceback
+    assert format_error(DeviceError("run failed on local: out.xyz: cannot tell what kind of sink")) == (
+        "run failed on local: out.xyz: cannot tell what kind of sink",
+        "",
+    )
+    assert format_error(DeviceError("x", hint="deploy it first"))[1] == "deploy it first"
+    assert format_error(EdgeSdkError("x"))[1] == "run with --debug for details"
