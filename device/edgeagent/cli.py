@@ -323,8 +323,8 @@ def missing_dependency(err: ImportError) -> Optional[MissingDependency]:
     what, how = _PACKAGES[top]
     return MissingDependency(
         f"{what} is not installed for this device's Python ({sys.executable})",
-        f"install it ({how}), or use another Python on the device: `edgesdk devices remove NAME`, "
-        "then add it again with `--python /path/to/python3`",
+        f"install it ({how}), or use another Python on the device: "
+        "`edgesdk devices add NAME --host … --python /path/to/python3 --replace`",
     )
 
 

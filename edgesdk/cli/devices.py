@@ -62,6 +62,10 @@ def add_cmd(
     python: PythonOpt = DEFAULT_PYTHON,
     group: GroupsOpt = None,
     accept_new: AcceptNewOpt = False,
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="overwrite an existing device of this name (e.g. a new --python)"),
+    ] = False,
 ) -> None:
     """Add a device to the inventory (with --accept-new: connect once and record its host key)."""
     device = Device(
@@ -73,8 +77,11 @@ def add_cmd(
         python=python,
         groups=tuple(group or ()),
     )
-    add_device(device)
-    err_console.print(f"added [bold]{name}[/bold] ({_where(device)}) to {inventory_path()}", soft_wrap=True)
+    add_device(device, replace_existing=replace)
+    err_console.print(
+        f"{'saved' if replace else 'added'} [bold]{name}[/bold] ({_where(device)}) to {inventory_path()}",
+        soft_wrap=True,
+    )
     if accept_new:
         verify_connection(resolve_device(name), accept_new=True)
         err_console.print(f"connected to {name}; its host key is recorded")

@@ -230,7 +230,7 @@ def add_device(device: Device, *, path: Path | None = None, replace_existing: bo
     if device.name in devices and not replace_existing:
         raise InventoryError(
             f"device {device.name!r} already exists ({devices[device.name].host})",
-            hint=f"remove it first: `edgesdk devices remove {device.name}`",
+            hint=f"add it again with --replace to overwrite it, or `edgesdk devices remove {device.name}`",
         )
     devices[device.name] = replace(device, source="inventory")
     save_inventory(devices, path)

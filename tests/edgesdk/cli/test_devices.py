@@ -47,6 +47,15 @@ def test_add_list_remove(ssh_client_env: ClientEnv) -> None:
     }  # fmt: skip
     table = _invoke("list")
     assert "jetson01" in table.stdout and "192.168.1.20" in table.stdout
+    # adding it again is refused, with the way to overwrite it; --replace changes it (e.g. its Python)
+    again = _invoke("add", "jetson01", "--host", "192.168.1.20", "--python", "/usr/bin/python3.8")
+    assert again.exit_code != 0 and "--replace" in (getattr(again.exception, "hint", None) or "")
+    replaced = _invoke(
+        "add", "jetson01", "--host", "192.168.1.20", "--python", "/usr/bin/python3.8", "--replace"
+    )
+    assert replaced.exit_code == 0, replaced.output
+    rows = {row["name"]: row for row in json.loads(_invoke("list", "--json").stdout)}
+    assert rows["jetson01"]["python"] == "/usr/bin/python3.8"
     assert _invoke("remove", "jetson01").exit_code == 0
     assert [r["name"] for r in json.loads(_invoke("list", "--json").stdout)] == ["local"]
 
