@@ -22,6 +22,7 @@ from edgesdk.cli._params import (
 from edgesdk.cli.run import DurationOpt, FramesOpt, stats_line
 from edgesdk.deploy.camera import bench_on_device
 from edgesdk.deploy.inventory import resolve_device
+from edgesdk.errors import DeviceError
 from edgesdk.recipe import load_recipe
 from edgesdk.report import check_report, render_html, render_markdown
 
@@ -65,12 +66,21 @@ def bench_cmd(
             elif kind == "phase":
                 live.update(Text(str(data["what"])))
 
-        reports = bench_on_device(
-            target, spec, settings.work_dir(), precisions=precisions, source=source or spec.run.source,
-            frames=frames, duration=duration, warmup=warmup, model_dir=model_dir, calibration=calibration,
-            accept_new=accept_new,
-            on_event=on_event,
-        )  # fmt: skip
+        try:
+            reports = bench_on_device(
+                target, spec, settings.work_dir(), precisions=precisions, source=source or spec.run.source,
+                frames=frames, duration=duration, warmup=warmup, model_dir=model_dir, calibration=calibration,
+                accept_new=accept_new,
+                on_event=on_event,
+            )  # fmt: skip
+        except DeviceError as err:
+            if source is None and spec.run.source in str(err):
+                # the user gave no source: say which one was used, and how to give another
+                err.hint = (err.hint + "; " if err.hint else "") + (
+                    f"no --source was given, so the recipe's run.source ({spec.run.source}) was used: "
+                    "give --source /path/on/device/clip.mp4 to benchmark on a video"
+                )
+            raise
     folder = settings.work_dir() / "reports"
     folder.mkdir(parents=True, exist_ok=True)
     for data in reports:

@@ -39,12 +39,21 @@ class LocalTransport:
     def _path(self, path: str | os.PathLike[str]) -> Path:
         return self._home / Path(path).expanduser()
 
+    def _cwd(self) -> Path:
+        """The home folder commands start in (a missing one would read as "command not found")."""
+        if not self._home.is_dir():
+            raise RemoteError(
+                f"local: the home folder {self._home} does not exist (the agent lives in <home>/.edgeagent)",
+                hint="set HOME to an existing folder",
+            )
+        return self._home
+
     def run(self, argv: Sequence[str], *, timeout: float | None = None, stdin: bytes | None = None) -> Result:
         argv = list(argv)
         quote_argv(argv)  # same argument checks as over SSH (no NUL bytes, non-empty)
         try:
             done = subprocess.run(
-                argv, input=stdin or b"", capture_output=True, timeout=timeout, cwd=self._home, env=self._env
+                argv, input=stdin or b"", capture_output=True, timeout=timeout, cwd=self._cwd(), env=self._env
             )
         except subprocess.TimeoutExpired as err:
             raise CommandTimeout(
@@ -64,7 +73,7 @@ class LocalTransport:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                cwd=self._home,
+                cwd=self._cwd(),
                 env=self._env,
             )
         except OSError as err:

@@ -81,3 +81,11 @@ def test_put_get_errors(local: LocalTransport, tmp_path: Path) -> None:
         local.put(tmp_path / "f", "no-dir/f")
     with pytest.raises(RemoteError, match="nothing-here"):
         local.get("nothing-here", tmp_path / "g")
+
+
+def test_missing_home_is_named_not_command_not_found(tmp_path: Path) -> None:
+    gone = LocalTransport(tmp_path / "no-such-home")
+    with pytest.raises(RemoteError, match="home folder .*no-such-home does not exist"):
+        gone.run(["true"])
+    with pytest.raises(RemoteError, match="does not exist"):
+        gone.run_stream(["true"])
