@@ -28,9 +28,18 @@ SinkOpt = Annotated[
 ]
 DurationOpt = Annotated[Optional[float], typer.Option("--duration", help="stop after this many seconds")]
 FramesOpt = Annotated[Optional[int], typer.Option("--frames", help="stop after this many frames")]
-WidthOpt = Annotated[Optional[int], typer.Option("--width", help="camera capture width (csi, v4l2)")]
-HeightOpt = Annotated[Optional[int], typer.Option("--height", help="camera capture height (csi, v4l2)")]
-FpsOpt = Annotated[Optional[float], typer.Option("--fps", help="camera frame rate (csi, v4l2)")]
+WidthOpt = Annotated[
+    Optional[int],
+    typer.Option("--width", help="camera capture width (csi, v4l2); files, images: resize to it"),
+]
+HeightOpt = Annotated[
+    Optional[int],
+    typer.Option("--height", help="camera capture height (csi, v4l2); files, images: resize to it"),
+]
+FpsOpt = Annotated[
+    Optional[float],
+    typer.Option("--fps", help="camera frame rate (csi, v4l2); a video file: play at this rate"),
+]
 FlipOpt = Annotated[Optional[str], typer.Option("--flip", help="csi: none, rotate-180, horizontal, … or 0-7")]
 CodecOpt = Annotated[Optional[str], typer.Option("--codec", help="v4l2: raw|mjpeg; rtsp: h264|h265")]
 LoopOpt = Annotated[
