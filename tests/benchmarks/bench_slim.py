@@ -142,6 +142,7 @@ def _row(
             match=match,
             match_layers=args.match_layers,
             activation_aware=args.activation_aware,
+            seed=args.refit_seed,
         )
     slim = apply_plan(subject.model, plan, reconstruct=refit)
     seconds = time.perf_counter() - started
@@ -257,6 +258,12 @@ def main() -> None:
         "--activation-aware",
         action="store_true",
         help="refit weighted by where the next activation is flat (reconstruct.refit(activation_aware=True))",
+    )
+    parser.add_argument(
+        "--refit-seed",
+        type=int,
+        default=0,
+        help="seed of the refit's sampled positions (the plan is the same)",
     )
     parser.add_argument(
         "--tensor-share",
