@@ -305,9 +305,10 @@ def device_name(transport: Transport) -> str:
 
 
 def who(transport: Transport) -> str:
-    """``jetson01 (nvidia@10.0.0.2:22)`` for messages, or the transport's name alone."""
-    label = getattr(transport, "label", None)
-    return f"{label} ({transport.name})" if label and label != transport.name else transport.name
+    """``jetson01 (nvidia@10.0.0.2:22)`` for messages (the SSH transport's own ``who``), or the
+    transport's name alone (``local``)."""
+    describe = getattr(transport, "who", None)
+    return str(describe()) if callable(describe) else transport.name
 
 
 def execute(
