@@ -23,7 +23,7 @@ def recipes_cmd(as_json: JsonOpt = False) -> None:
     base = settings.model_dir()
     for name, path in available_recipes().items():
         recipe = load_recipe_file(path)
-        model = _model_file(recipe.model, base)
+        model = _model_file(recipe.model)
         rows.append(
             {
                 "name": name,
@@ -63,13 +63,12 @@ def recipes_cmd(as_json: JsonOpt = False) -> None:
         )
 
 
-def _model_file(source: object, base: Path) -> Path | None:
+def _model_file(source: object) -> Path | None:
     """The file a recipe's model comes from (ONNX path, darknet cfg, torch weights), resolved."""
+    from edgesdk.importers.dispatch import locate
+
     raw = getattr(source, "path", None) or getattr(source, "cfg", None) or getattr(source, "weights", None)
-    if not raw:
-        return None  # a torch factory without weights: nothing to look for
-    path = Path(str(raw)).expanduser()
-    return path if path.is_absolute() else base / path
+    return locate(str(raw)) if raw else None  # a torch factory without weights: nothing to look for
 
 
 @app.command("schema")

@@ -41,11 +41,19 @@ def formats() -> list[str]:
     return sorted(_HANDLERS)
 
 
-def _from_recipe(recipe: Recipe, key: str, raw: str, model_dir: Path | None) -> Path:
+def locate(raw: str, model_dir: Path | None = None) -> Path:
+    """A recipe's model path resolved against ``model_dir`` (default ``EDGESDK_MODEL_DIR``); not checked."""
     path = Path(raw).expanduser()
+    return (
+        path
+        if path.is_absolute()
+        else (settings.model_dir() if model_dir is None else Path(model_dir)) / path
+    )
+
+
+def _from_recipe(recipe: Recipe, key: str, raw: str, model_dir: Path | None) -> Path:
+    path = locate(raw, model_dir)
     base = settings.model_dir() if model_dir is None else Path(model_dir)
-    if not path.is_absolute():
-        path = base / path
     if not path.is_file():
         raise ArtifactNotFound(
             f"{path} does not exist (recipe {recipe.name!r}: model.{key}={raw!r}, model dir {base})",
