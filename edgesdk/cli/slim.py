@@ -190,8 +190,10 @@ def _render(report: Any) -> None:
         f"{report.recipe}: {plan.method}, {plan.scope}, asked {plan.ratio:.0%} of FLOPs, "
         f"round-to {plan.round_to}{weighed}"
     )
-    table = Table(title=title, title_justify="left")
-    for column in ("", "before", "after" if after else "planned", "ratio"):
+    out_console.print(title, highlight=False, soft_wrap=True)  # a table title would wrap at the table's width
+    table = Table()
+    table.add_column("")
+    for column in ("before", "after" if after else "planned", "ratio"):
         table.add_column(column, justify="right")
     ratios = report.ratios()
     planned_flops = after.flops if after else plan.flops_after
