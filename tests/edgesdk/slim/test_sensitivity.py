@@ -167,9 +167,7 @@ def test_real_model_plan_prunes_where_the_detections_suffer_least(exported, samp
         assert 0.1 <= plan.removed_flops < 0.12 and plan.reconstruct
         slim = apply_plan(original, plan, reconstruct=reconstructor(original, feeds))
         got = [detect(run_onnxruntime(slim, feed))[0] for feed in feeds]
-        errors[allocation] = float(
-            np.mean([disagreement(r, g, detect.threshold) for r, g in zip(want, got)])
-        )
+        errors[allocation] = float(np.mean([disagreement(r, g, detect.threshold) for r, g in zip(want, got)]))
     assert errors["sensitivity"] < errors["layer-error"]
 
 
