@@ -41,7 +41,7 @@ ROWS_PER_UNKNOWN = 40
 """Sampled output positions per unknown of a layer's fit (spread over the calibration images).
 
 40 rather than a bare minimum: the fit generalises to the positions it did not see only with many
-equations per unknown (at 3, mAP50 after a 30 % cut was 1-5 points lower on yolov5n, yolox-nano
+equations per unknown (at 3, mAP50 after a 30 % cut was 1.5-6.4 points lower on yolov5n, yolox-nano
 and retinaface-mnet; docs/benchmarks.md, slimming round 9)."""
 ROWS_PER_IMAGE = (32, 4096)
 """Bounds on the sampled positions per image."""
