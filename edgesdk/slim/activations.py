@@ -155,6 +155,12 @@ def patches(x: np.ndarray, window: ConvWindow, oy: np.ndarray, ox: np.ndarray) -
     return np.ascontiguousarray(out.transpose(1, 0, 2, 3).reshape(len(oy), x.shape[0], kh * kw))
 
 
+def positions_per_image(unknowns: int, images: int, per_unknown: float, bounds: tuple[int, int]) -> int:
+    """Output positions to sample per image so a fit of ``unknowns`` unknowns gets ``per_unknown``
+    equations each over ``images`` images, within ``bounds``."""
+    return int(np.clip(per_unknown * unknowns // max(1, images) + 1, *bounds))
+
+
 def sample_positions(
     rng: np.random.Generator, out_hw: tuple[int, int], count: int
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,7 @@ import onnx_graphsurgeon as gs
 
 from edgesdk.graph._util import constant_value, is_empty_input, static_shape
 from edgesdk.graph.io import to_graph
-from edgesdk.slim.activations import ConvWindow, Feed, Probe, patches, sample_positions
+from edgesdk.slim.activations import ConvWindow, Feed, Probe, patches, positions_per_image, sample_positions
 from edgesdk.slim.apply import Reconstructor
 from edgesdk.slim.aware import AWARE_MAX_FLOPS, Activation, activation_after, aware_solution
 from edgesdk.slim.groups import ChannelAnalysis, prepare
@@ -119,7 +119,7 @@ def _positions_per_image(node: gs.Node, images: int) -> int:
     """Enough rows for ``ROWS_PER_UNKNOWN`` equations per unknown (``C*k + 1`` per output)."""
     shape = static_shape(node.inputs[1]) or (1, 1)
     unknowns = int(np.prod(shape[1:])) + 1
-    return int(np.clip(ROWS_PER_UNKNOWN * unknowns // max(1, images) + 1, *ROWS_PER_IMAGE))
+    return positions_per_image(unknowns, images, ROWS_PER_UNKNOWN, ROWS_PER_IMAGE)
 
 
 def _sample_targets(

@@ -35,7 +35,7 @@ import onnx_graphsurgeon as gs
 
 from edgesdk.graph._util import constant_value, is_empty_input, quiet_gs, static_shape
 from edgesdk.graph.io import onnxruntime_runner, to_model
-from edgesdk.slim.activations import ConvWindow, Feed, Probe, patches, sample_positions
+from edgesdk.slim.activations import ConvWindow, Feed, Probe, patches, positions_per_image, sample_positions
 from edgesdk.slim.cost import CostModel, cost_model
 from edgesdk.slim.criteria import ScoreContext
 from edgesdk.slim.damage import Detector, anchor_weights, disagreement, scales, tensor_error
@@ -186,7 +186,7 @@ class Trials:
             return x.astype(np.float64)
         out = static_shape(node.outputs[0]) or (0, 0, 1, 1)
         unknowns = consumer.weight.shape[1] + 1
-        count = int(np.clip(STAT_POSITIONS * unknowns // max(1, images) + 1, 32, 512))
+        count = positions_per_image(unknowns, images, STAT_POSITIONS, (32, 512))
         oy, ox = sample_positions(rng, (out[2], out[3]), count)
         return patches(x, ConvWindow.of(node), oy, ox).reshape(len(oy), -1).astype(np.float64)
 
