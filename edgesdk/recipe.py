@@ -270,6 +270,14 @@ class SlimSpec(_Strict):
         "mean (and spread: affine) on the calibration images match the unpruned model's (EagleEye-style "
         "statistics matching; helps the face models, not the COCO ones: docs/benchmarks.md)",
     )
+    joint: int = Field(
+        default=600,
+        ge=0,
+        le=100_000,
+        description="after the least-squares refit, Adam steps fitting each cut conv's kept filters together "
+        "with the convs that read them, through the activation between them (0: off; "
+        "edgesdk.slim.joint, docs/slim.md)",
+    )
     tensor_share: float | None = Field(
         default=None,
         ge=0.0,

@@ -66,6 +66,15 @@ TensorShareOpt = Annotated[
         "recipe's slim.tensor_share, else 0.1; yolo-fastest and ultraface plan better with 3-10)",
     ),
 ]
+JointOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--joint",
+        min=0,
+        help="after the refit, Adam steps fitting each cut conv's kept filters together with the convs that "
+        "read them (0: off; default: the recipe's slim.joint)",
+    ),
+]
 DataOpt = Annotated[
     Optional[Path], typer.Option("--data", help="labelled folder: also report mAP before and after")
 ]
@@ -90,6 +99,7 @@ def _overrides(
     target: str | None,
     match: str | None = None,
     tensor_share: float | None = None,
+    joint: int | None = None,
 ) -> dict[str, Any]:
     given = {
         "slim.method": method,
@@ -99,6 +109,7 @@ def _overrides(
         "slim.target": target,
         "slim.match": match,
         "slim.tensor_share": tensor_share,
+        "slim.joint": joint,
     }
     return {key: value for key, value in given.items() if value is not None}
 
@@ -113,6 +124,7 @@ def slim_cmd(
     weigh: TargetOpt = None,
     match: MatchOpt = None,
     tensor_share: TensorShareOpt = None,
+    joint: JointOpt = None,
     model: ModelOpt = None,
     model_dir: ModelDirOpt = None,
     images: ImagesOpt = None,
@@ -134,7 +146,7 @@ def slim_cmd(
     from edgesdk.slim.plan import SlimPlan
 
     spec = load_recipe(recipe)
-    updates = _overrides(method, ratio, scope, round_to, weigh, match, tensor_share)
+    updates = _overrides(method, ratio, scope, round_to, weigh, match, tensor_share, joint)
     if updates:
         spec = override(spec, updates, "the slim options")
     target = None if dry_run else (output or default_output(spec))

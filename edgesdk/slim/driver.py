@@ -146,7 +146,7 @@ def slim_recipe(
     notes: list[str] = []
     if not dry_run:
         say("apply")
-        slim, notes = _apply(original, plan, extras, recipe.slim.match)
+        slim, notes = _apply(original, plan, extras, recipe.slim.match, recipe.slim.joint, say)
         models.append(slim)
     stats = _measure(
         recipe, models, latency_runs=latency_runs, threads=threads, data=data, data_limit=data_limit, say=say
@@ -199,7 +199,12 @@ def _recipe_plan(
 
 
 def _apply(
-    original: onnx.ModelProto, plan: SlimPlan, extras: dict[str, Any], match: MatchMode = "none"
+    original: onnx.ModelProto,
+    plan: SlimPlan,
+    extras: dict[str, Any],
+    match: MatchMode = "none",
+    joint: int = 0,
+    say: Callable[[str], None] | None = None,
 ) -> tuple[onnx.ModelProto, list[str]]:
     """The slim model (provenance in ``metadata_props["edgesdk.slim"]``) and notes for the report."""
     from edgesdk.graph.io import set_metadata
@@ -211,8 +216,11 @@ def _apply(
         from edgesdk.slim.reconstruct import reconstructor
 
         matched = None if match == "none" else match
-        reconstruct = reconstructor(original, extras["feeds"], match=matched)
+        progress = (lambda text: say(f"apply: {text}")) if say is not None else None
+        reconstruct = reconstructor(original, extras["feeds"], match=matched, joint=joint, progress=progress)
         notes.append("consumer weights refitted by least squares on the calibration images")
+        if joint:
+            notes.append(f"cut convs refitted together with their consumers ({joint} Adam steps per block)")
         if matched is not None:
             notes.append(f"refitted convs' output statistics matched to the unpruned model's ({matched})")
     slim = apply_plan(original, plan, reconstruct=reconstruct)
@@ -247,7 +255,7 @@ def slim_exported(
     check_method(spec.method)
     extras, _ = _calibration(recipe, model, images, spec.method)
     plan = _recipe_plan(recipe, model, extras, _target(recipe, target, extras), seed)
-    return _apply(model, plan, extras, spec.match)[0], plan
+    return _apply(model, plan, extras, spec.match, spec.joint)[0], plan
 
 
 def slim_for_deploy(

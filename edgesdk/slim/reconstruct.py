@@ -17,9 +17,9 @@ bias constants change (a bias input is added where a layer had none).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import onnx
@@ -32,6 +32,9 @@ from edgesdk.slim.apply import Reconstructor
 from edgesdk.slim.aware import AWARE_MAX_FLOPS, Activation, activation_after, aware_solution
 from edgesdk.slim.groups import ChannelAnalysis, prepare
 from edgesdk.slim.handlers import set_const
+
+if TYPE_CHECKING:
+    from edgesdk.slim.joint import Block
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +67,7 @@ def _rows(node: gs.Node, x: np.ndarray, oy: np.ndarray, ox: np.ndarray) -> np.nd
     return patches(x, ConvWindow.of(node), oy, ox).reshape(len(oy), -1)
 
 
-def _matrix(node: gs.Node) -> tuple[np.ndarray, np.ndarray]:
+def weight_matrix(node: gs.Node) -> tuple[np.ndarray, np.ndarray]:
     """``(W [O, C*k], b [O])`` such that ``rows @ W.T + b`` is the layer's output."""
     weight = np.asarray(constant_value(node.inputs[1]), dtype=np.float64)
     if node.op == "Gemm":
@@ -131,7 +134,7 @@ def _sample_targets(
     for outputs in probe.run(feeds):
         for name, target in targets.items():
             node = nodes[name]
-            weight, bias = _matrix(node)
+            weight, bias = weight_matrix(node)
             if target.out_mask is not None:
                 weight, bias = weight[target.out_mask], bias[target.out_mask]
             batch = outputs[node.inputs[0].name]
@@ -154,7 +157,8 @@ def _solve(xtx: np.ndarray, xty: np.ndarray) -> np.ndarray:
         return np.linalg.lstsq(system, xty, rcond=None)[0]
 
 
-def _write(node: gs.Node, solution: np.ndarray) -> None:
+def write_solution(node: gs.Node, solution: np.ndarray) -> None:
+    """Write a fit's ``[C*k + 1, O]`` solution (bias last) into ``node``'s weight and bias."""
     weight, bias = solution[:-1].T, solution[-1]  # [O, C*k], [O]
     old = np.asarray(constant_value(node.inputs[1]))
     if node.op == "Gemm" and not int(node.attrs.get("transB", 0)):
@@ -225,7 +229,7 @@ def _refit_level(
             rows, y = np.concatenate(kept[name][0]), np.concatenate(kept[name][1])
             kept[name] = ([], [])
             solution = aware_solution(name, rows, y, act, solution, ridge=RIDGE)
-        _write(nodes[name], solution)
+        write_solution(nodes[name], solution)
 
 
 def refit(
@@ -238,6 +242,8 @@ def refit(
     seed: int = 0,
     downstream: bool = False,
     activation_aware: bool = False,
+    joint: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> int:
     """Refit, in place, every consumer of ``graph`` whose input lost channels.
 
@@ -251,6 +257,10 @@ def refit(
         activation_aware: weigh each row by where the activation after the layer is flat
             (:func:`activation_weights`; a few reweighted passes), for the layers followed by
             exactly one Relu/LeakyRelu/PRelu/Clip and small enough (:data:`AWARE_MAX_FLOPS`).
+        joint: Adam steps of the joint refit (:mod:`edgesdk.slim.joint`): after each level, every
+            cut Conv whose output reaches only that level's refitted Convs through per-channel
+            steps is fitted together with them. 0: least squares only.
+        progress: called with a short text before each level and each joint block.
 
     Returns:
         The number of layers refitted.
@@ -273,13 +283,45 @@ def refit(
     if not names or not feeds:
         return 0
     targets = {name: _Target(name, masks.get(nodes[name].outputs[0].name)) for name in names}
-    _sample_targets(prepare(to_graph(original)), targets, feeds, np.random.default_rng(seed))
+    unpruned = prepare(to_graph(original))
+    _sample_targets(unpruned, targets, feeds, np.random.default_rng(seed))
     levels = levels_above(graph, set(names))
-    for level in sorted(set(levels.values())):
+    blocks = _joint_blocks(graph, masks, set(names)) if joint > 0 else {}
+    say = progress or (lambda _text: None)
+    order, done = sorted(set(levels.values())), 0
+    for index, level in enumerate(order):
         batch = [name for name in names if levels[name] == level]
         log.info("refitting %d layer(s) at level %d", len(batch), level)
+        say(f"least-squares refit, level {index + 1}/{len(order)}")
         _refit_level(graph, batch, targets, feeds, activation_aware)
+        ready = [b for b in blocks.values() if levels[b.consumers[0].name] == level]
+        if ready:
+            from edgesdk.slim.joint import joint_refit
+
+            out_masks = {c.name: targets[c.name].out_mask for b in ready for c in b.consumers}
+
+            def tick() -> None:
+                nonlocal done
+                done += 1
+                say(f"joint refit, block {done}/{len(blocks)}")
+
+            joint_refit(
+                graph, unpruned, ready, out_masks, feeds, iterations=joint, seed=seed, before_block=tick
+            )
     return len(names)
+
+
+def _joint_blocks(graph: gs.Graph, masks: Mapping[str, np.ndarray], fitted: set[str]) -> dict[str, Block]:
+    """The cut Convs whose output reaches only least-squares-refitted Convs through per-channel steps."""
+    from edgesdk.slim.joint import find_block
+
+    blocks = {}
+    for node in graph.nodes:
+        if node.op == "Conv" and node.outputs and node.outputs[0].name in masks:
+            block = find_block(graph, node)
+            if block is not None and all(c.name in fitted for c in block.consumers):
+                blocks[node.name] = block
+    return blocks
 
 
 MatchLayers = Literal["refitted", "downstream", "unfitted"]
@@ -299,6 +341,8 @@ def reconstructor(
     match: Literal["affine", "mean"] | None = None,
     match_layers: MatchLayers = "refitted",
     activation_aware: bool = False,
+    joint: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> Reconstructor:
     """A reconstruction step for :func:`edgesdk.slim.apply.apply_plan` (see :func:`refit`).
 
@@ -310,11 +354,13 @@ def reconstructor(
         match_layers: which convs: ``refitted`` (the consumers of cut channels: undoes the
             least-squares fit's shrinkage of their outputs' spread), ``downstream`` (every conv
             below a cut) or ``unfitted`` (the downstream ones the refit did not fit).
-        activation_aware: as :func:`refit`.
+        activation_aware / joint / progress: as :func:`refit`.
     """
 
     def run(graph: gs.Graph, analysis: ChannelAnalysis, kept: Mapping[int, Sequence[int]]) -> None:
-        refit(graph, analysis, kept, original, feeds, seed=seed, activation_aware=activation_aware)
+        refit(
+            graph, analysis, kept, original, feeds, seed=seed, activation_aware=activation_aware, joint=joint
+        )
         if match is None:
             return
         from edgesdk.slim.statmatch import match_statistics

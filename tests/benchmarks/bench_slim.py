@@ -23,7 +23,8 @@ Usage::
 ``--match affine`` matches the refitted layers' output statistics to the original's after the
 least-squares refit (:mod:`edgesdk.slim.statmatch`; ``--match-layers`` picks other layers).
 ``--activation-aware`` makes the refit weigh rows by the activation after each layer
-(:func:`edgesdk.slim.reconstruct.refit`).
+(:func:`edgesdk.slim.reconstruct.refit`); ``--joint N`` fits each cut conv's kept filters together
+with its consumers (:mod:`edgesdk.slim.joint`).
 """
 
 from __future__ import annotations
@@ -143,6 +144,7 @@ def _row(
             match_layers=args.match_layers,
             activation_aware=args.activation_aware,
             seed=args.refit_seed,
+            joint=subject.recipe.slim.joint if args.joint is None else args.joint,
         )
     slim = apply_plan(subject.model, plan, reconstruct=refit)
     seconds = time.perf_counter() - started
@@ -258,6 +260,12 @@ def main() -> None:
         "--activation-aware",
         action="store_true",
         help="refit weighted by where the next activation is flat (reconstruct.refit(activation_aware=True))",
+    )
+    parser.add_argument(
+        "--joint",
+        type=int,
+        default=None,
+        help="Adam steps of the joint refit per block (edgesdk.slim.joint; default: the recipe's slim.joint)",
     )
     parser.add_argument(
         "--refit-seed",

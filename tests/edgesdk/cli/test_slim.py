@@ -132,11 +132,12 @@ def test_data_methods_need_images(models_dir: Path) -> None:
 
 
 def test_images_enable_refit_for_l1(models_dir: Path, data_dir: Path, tmp_path: Path) -> None:
-    result = _run(models_dir, "--ratio", "0.2", "--images", str(data_dir / "sample_images"),
+    result = _run(models_dir, "--ratio", "0.2", "--images", str(data_dir / "sample_images"), "--joint", "20",
                   "-o", str(tmp_path / "r.onnx"), "--latency-runs", "0", "--json")  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["method"] == "l1" and data["plan"]["reconstruct"] and data["calibration"]["count"] == 2
+    assert any("(20 Adam steps per block)" in n for n in data["notes"])
 
 
 def test_latency_target_keeps_the_flops_ratio(models_dir: Path, data_dir: Path) -> None:

@@ -51,8 +51,10 @@ def test_reviewed_refit_plan_needs_images(models_dir: Path, exported, sample_ima
     with pytest.raises(PruneError, match="asks for the least-squares refit"):
         slim_recipe(load_recipe("yunet"), model_dir=models_dir, plan=plan, latency_runs=0)
     images = Path(sample_images["bus"]).parent
-    report = slim_recipe(load_recipe("yunet"), model_dir=models_dir, plan=plan, images=images, latency_runs=0)
+    recipe = override(load_recipe("yunet"), {"slim.joint": 40})  # the joint refit too, briefly
+    report = slim_recipe(recipe, model_dir=models_dir, plan=plan, images=images, latency_runs=0)
     assert report.after is not None and any("least squares" in n for n in report.notes)
+    assert any("refitted together with their consumers (40 Adam steps" in n for n in report.notes)
 
 
 def test_recipe_match_rescales_the_refitted_convs(
@@ -68,7 +70,7 @@ def test_recipe_match_rescales_the_refitted_convs(
     images = Path(sample_images["bus"]).parent
     weights = {}
     for match in ("none", "affine"):
-        recipe = override(load_recipe("yunet"), {"slim.match": match})
+        recipe = override(load_recipe("yunet"), {"slim.match": match, "slim.joint": 0})
         out = tmp_path / f"{match}.onnx"
         report = slim_recipe(
             recipe, model_dir=models_dir, plan=plan, images=images, output=out, latency_runs=0
