@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -250,29 +250,41 @@ def _hw(tensor: gs.Tensor) -> tuple[int, int]:
 
 def _sample(
     block: Block,
-    inputs: Sequence[np.ndarray],
-    targets: Mapping[str, Sequence[np.ndarray]],
+    images: Iterable[tuple[np.ndarray, Mapping[str, np.ndarray]]],
+    count: int,
     out_masks: Mapping[str, np.ndarray | None],
     rng: np.random.Generator,
 ) -> dict[str, _Samples]:
+    """Sample each consumer's output positions over ``count`` images.
+
+    ``images`` yields, per image, the source's input and the original consumers' outputs (one
+    image at a time: only the samples are kept). The positions are drawn before any image is
+    read (they depend on the shapes only)."""
     source_window = ConvWindow.of(block.source)
     source_hw = _hw(block.source.outputs[0])
     inner = ConvWindow.of(block.depthwise) if block.depthwise is not None else None
     middle_hw = _hw(block.depthwise.outputs[0]) if block.depthwise is not None else source_hw
     deep = inner.kernel[0] * inner.kernel[1] if inner is not None else 1
     width = int(np.prod((static_shape(block.source.inputs[1]) or (1, 1))[1:])) + 1
-    samples = {}
+    drawn: dict[str, list[np.ndarray]] = {}
     for consumer in block.consumers:
         window = ConvWindow.of(consumer)
         taps = window.kernel[0] * window.kernel[1]
         budget = int(JOINT_SAMPLE_BYTES // (4 * taps * deep * width * len(block.consumers)))
-        per_image = max(1, min(JOINT_POSITIONS, budget) // max(1, len(inputs)))
+        per_image = max(1, min(JOINT_POSITIONS, budget) // max(1, count))
         out_h, out_w = _hw(consumer.outputs[0])
-        windows, valid, wanted, inner_valid = [], [], [], []
-        for x, y in zip(inputs, targets[consumer.name]):
-            flat = rng.choice(out_h * out_w, size=min(per_image, out_h * out_w), replace=False)
+        size = min(per_image, out_h * out_w)
+        drawn[consumer.name] = [rng.choice(out_h * out_w, size=size, replace=False) for _ in range(count)]
+    parts: dict[str, tuple[list[np.ndarray], ...]] = {c.name: ([], [], [], []) for c in block.consumers}
+    for index, (x, outputs) in enumerate(images):
+        for consumer in block.consumers:
+            window = ConvWindow.of(consumer)
+            taps = window.kernel[0] * window.kernel[1]
+            out_w = _hw(consumer.outputs[0])[1]
+            flat = drawn[consumer.name][index]
             oy, ox = flat // out_w, flat % out_w
             iy, ix, inside = _taps(window, oy, ox, middle_hw)
+            windows, valid, wanted, inner_valid = parts[consumer.name]
             if inner is not None:
                 iy, ix, deep_inside = _taps(inner, iy.reshape(-1), ix.reshape(-1), source_hw)
                 inner_valid.append(deep_inside.reshape(len(oy), taps, deep).astype(np.float32))
@@ -280,15 +292,31 @@ def _sample(
             windows.append(np.concatenate([cut, np.ones((len(oy), taps * deep, 1), np.float32)], axis=2))
             valid.append(inside.astype(np.float32))
             mask = out_masks.get(consumer.name)
-            picked = y[:, oy, ox].T
+            picked = outputs[consumer.name][:, oy, ox].T
             wanted.append(picked[:, mask] if mask is not None else picked)
-        samples[consumer.name] = _Samples(
+    return {
+        name: _Samples(
             np.concatenate(windows).astype(np.float32),
             np.concatenate(valid),
             np.concatenate(wanted).astype(np.float32),
             np.concatenate(inner_valid) if inner_valid else None,
         )
-    return samples
+        for name, (windows, valid, wanted, inner_valid) in parts.items()
+    }
+
+
+def _images(
+    graph: gs.Graph, original: gs.Graph, block: Block, feeds: Sequence[Feed]
+) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """Per image: the source's input in the pruned ``graph``, the consumers' outputs in ``original``."""
+    onodes = {n.name: n for n in original.nodes}
+    source_input = block.source.inputs[0].name
+    outputs = {c.name: onodes[c.name].outputs[0].name for c in block.consumers}
+    pruned = Probe(graph, [source_input]).run(feeds)
+    unpruned = Probe(original, list(outputs.values())).run(feeds)
+    for got, want in zip(pruned, unpruned):
+        for i, x in enumerate(got[source_input]):
+            yield x, {name: want[tensor][i] for name, tensor in outputs.items()}
 
 
 def _weights(node: gs.Node) -> np.ndarray:
@@ -444,7 +472,6 @@ def joint_refit(
     """
     if not blocks or not feeds or iterations <= 0:
         return 0
-    onodes = {n.name: n for n in original.nodes}
     rng = np.random.default_rng(seed)
     changed = 0
     for block in blocks:
@@ -452,17 +479,8 @@ def joint_refit(
             before_block()
         started = time.perf_counter()
         names = [c.name for c in block.consumers]
-        inputs = [
-            x
-            for out in Probe(graph, [block.source.inputs[0].name]).run(feeds)
-            for x in out[block.source.inputs[0].name]
-        ]
-        wanted: dict[str, list[np.ndarray]] = {name: [] for name in names}
-        for out in Probe(original, [onodes[name].outputs[0].name for name in names]).run(feeds):
-            for name in names:
-                wanted[name].extend(out[onodes[name].outputs[0].name])
-        samples = _sample(block, inputs, wanted, out_masks, rng)
-        del inputs, wanted
+        count = sum(len(next(iter(feed.values()))) for feed in feeds)
+        samples = _sample(block, _images(graph, original, block, feeds), count, out_masks, rng)
         weights, error, before = fit_block(block, samples, iterations=iterations, seed=seed)
         if error < before:
             for layer in block.layers:
