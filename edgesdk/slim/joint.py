@@ -266,9 +266,10 @@ def _sample(
     middle_hw = _hw(block.depthwise.outputs[0]) if block.depthwise is not None else source_hw
     deep = inner.kernel[0] * inner.kernel[1] if inner is not None else 1
     width = int(np.prod((static_shape(block.source.inputs[1]) or (1, 1))[1:])) + 1
+    geometry = {c.name: ConvWindow.of(c) for c in block.consumers}
     drawn: dict[str, list[np.ndarray]] = {}
     for consumer in block.consumers:
-        window = ConvWindow.of(consumer)
+        window = geometry[consumer.name]
         taps = window.kernel[0] * window.kernel[1]
         budget = int(JOINT_SAMPLE_BYTES // (4 * taps * deep * width * len(block.consumers)))
         per_image = max(1, min(JOINT_POSITIONS, budget) // max(1, count))
@@ -278,7 +279,7 @@ def _sample(
     parts: dict[str, tuple[list[np.ndarray], ...]] = {c.name: ([], [], [], []) for c in block.consumers}
     for index, (x, outputs) in enumerate(images):
         for consumer in block.consumers:
-            window = ConvWindow.of(consumer)
+            window = geometry[consumer.name]
             taps = window.kernel[0] * window.kernel[1]
             out_w = _hw(consumer.outputs[0])[1]
             flat = drawn[consumer.name][index]

@@ -289,6 +289,12 @@ def refit(
     blocks = _joint_blocks(graph, masks, set(names)) if joint > 0 else {}
     say = progress or (lambda _text: None)
     order, done = sorted(set(levels.values())), 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        say(f"joint refit, block {done}/{len(blocks)}")
+
     for index, level in enumerate(order):
         batch = [name for name in names if levels[name] == level]
         log.info("refitting %d layer(s) at level %d", len(batch), level)
@@ -299,12 +305,6 @@ def refit(
             from edgesdk.slim.joint import joint_refit
 
             out_masks = {c.name: targets[c.name].out_mask for b in ready for c in b.consumers}
-
-            def tick() -> None:
-                nonlocal done
-                done += 1
-                say(f"joint refit, block {done}/{len(blocks)}")
-
             joint_refit(
                 graph, unpruned, ready, out_masks, feeds, iterations=joint, seed=seed, before_block=tick
             )
