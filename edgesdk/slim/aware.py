@@ -61,22 +61,28 @@ def activation_after(node: gs.Node, graph_output: bool = False) -> Activation | 
     """
     readers = list(node.outputs[0].outputs)
     if len(readers) == 1 and not graph_output:
-        act = readers[0]
-        if act.op == "Relu":
-            return Activation("relu")
-        if act.op == "LeakyRelu":
-            return Activation("leaky", float(act.attrs.get("alpha", 0.01)))
-        if act.op == "PRelu" and len(act.inputs) > 1:
-            slope = constant_value(act.inputs[1])
-            if slope is None or slope.size == 0 or slope.ndim > 1 and slope.size != slope.shape[0]:
-                return None
-            flat = np.asarray(slope, np.float64).reshape(-1)
-            return Activation("prelu", float(flat[0]) if flat.size == 1 else flat)
-        if act.op == "Clip":
-            bounds = [*act.inputs[1:3], None, None]  # opset >= 11: inputs; before: attributes
-            low = float(act.attrs.get("min", _scalar(bounds[0], -np.inf)))
-            high = float(act.attrs.get("max", _scalar(bounds[1], np.inf)))
-            return Activation("clip", 0.0, low, high)
+        return activation_of(readers[0])
+    return None
+
+
+def activation_of(act: gs.Node) -> Activation | None:
+    """``act`` as an :class:`Activation` when it is a Relu, LeakyRelu, PRelu or Clip with constant
+    parameters (None otherwise)."""
+    if act.op == "Relu":
+        return Activation("relu")
+    if act.op == "LeakyRelu":
+        return Activation("leaky", float(act.attrs.get("alpha", 0.01)))
+    if act.op == "PRelu" and len(act.inputs) > 1:
+        slope = constant_value(act.inputs[1])
+        if slope is None or slope.size == 0 or slope.ndim > 1 and slope.size != slope.shape[0]:
+            return None
+        flat = np.asarray(slope, np.float64).reshape(-1)
+        return Activation("prelu", float(flat[0]) if flat.size == 1 else flat)
+    if act.op == "Clip":
+        bounds = [*act.inputs[1:3], None, None]  # opset >= 11: inputs; before: attributes
+        low = float(act.attrs.get("min", _scalar(bounds[0], -np.inf)))
+        high = float(act.attrs.get("max", _scalar(bounds[1], np.inf)))
+        return Activation("clip", 0.0, low, high)
     return None
 
 

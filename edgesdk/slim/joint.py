@@ -29,6 +29,7 @@ import onnx_graphsurgeon as gs
 
 from edgesdk.graph._util import constant_value, is_empty_input, static_shape
 from edgesdk.slim.activations import ConvWindow, Feed, Probe, patches
+from edgesdk.slim.aware import activation_of
 from edgesdk.slim.reconstruct import weight_matrix, write_solution
 
 log = logging.getLogger(__name__)
@@ -122,22 +123,11 @@ def _bn_step(node: gs.Node) -> Step | None:
 
 def _activation_step(node: gs.Node, tensor: gs.Tensor, outputs: set[str]) -> tuple[Step, gs.Tensor] | None:
     """The activation ``node`` (reading ``tensor``) as a step, and the tensor it produces."""
-    if node.op == "Relu":
-        return Step("relu"), node.outputs[0]
-    if node.op == "LeakyRelu":
-        return Step("leaky", float(node.attrs.get("alpha", 0.01))), node.outputs[0]
-    if node.op == "PRelu":
-        slope = _const(node.inputs[1])
-        if slope is None or (slope.ndim > 1 and slope.size != slope.shape[0]):
-            return None
-        return Step("prelu", slope.reshape(-1) if slope.size > 1 else float(slope.reshape(()))), node.outputs[
-            0
-        ]
-    if node.op == "Clip":
-        bounds = [_const(t) if t is not None else None for t in [*node.inputs[1:3], None, None][:2]]
-        low = float(node.attrs.get("min", bounds[0].reshape(()) if bounds[0] is not None else -np.inf))
-        high = float(node.attrs.get("max", bounds[1].reshape(()) if bounds[1] is not None else np.inf))
-        return Step("clip", low=low, high=high), node.outputs[0]
+    act = activation_of(node)
+    if act is not None:
+        if act.kind == "clip":
+            return Step("clip", low=act.low, high=act.high), node.outputs[0]
+        return Step(act.kind, act.slope), node.outputs[0]  # relu, leaky, prelu: slope below 0
     if node.op == "Sigmoid":  # SiLU: Mul(x, Sigmoid(x)); x is read by exactly these two nodes
         readers = list(tensor.outputs)
         sig_out = node.outputs[0]
